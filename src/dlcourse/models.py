@@ -1,0 +1,185 @@
+"""Model builders: MLPs and small CNNs, initialization schemes, parameter counts.
+
+Builders take plain names and numbers (what a notebook parameter or a YAML profile holds) and
+check them before building, so a typo fails with the list of valid choices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from . import validate
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "identity": nn.Identity,
+}
+INITS = ("default", "xavier_normal", "xavier_uniform", "he", "uniform", "normal")
+#: Scale of the plain `uniform` U(-a, a) and `normal` N(0, a^2) schemes (Keras' defaults).
+PLAIN_INIT_SCALE = 0.05
+
+
+def activation(name: str) -> nn.Module:
+    return ACTIVATIONS[validate.choice("activation", name, ACTIVATIONS)]()
+
+
+def init_weights(model: nn.Module, scheme: str = "default") -> nn.Module:
+    """Re-initialize every Linear and Conv weight with `scheme`; biases start at zero.
+
+    `default` keeps PyTorch's own (Kaiming-uniform) initialization untouched.
+    """
+    scheme = validate.choice("init", scheme, INITS)
+    if scheme == "default":
+        return model
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            w = module.weight
+            if scheme == "xavier_normal":
+                nn.init.xavier_normal_(w)
+            elif scheme == "xavier_uniform":
+                nn.init.xavier_uniform_(w)
+            elif scheme == "he":
+                nn.init.kaiming_normal_(w, nonlinearity="relu")
+            elif scheme == "uniform":
+                nn.init.uniform_(w, -PLAIN_INIT_SCALE, PLAIN_INIT_SCALE)
+            else:
+                nn.init.normal_(w, 0.0, PLAIN_INIT_SCALE)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
+
+
+def _check_common(act: str, init: str, dropout: float) -> None:
+    validate.choice("activation", act, ACTIVATIONS)
+    validate.choice("init", init, INITS)
+    validate.fraction("dropout", dropout)
+
+
+def mlp(
+    hidden: Sequence[int] = (100,),
+    *,
+    in_features: int = 784,
+    out_features: int = 10,
+    activation: str = "relu",
+    batchnorm: bool = False,
+    dropout: float = 0.0,
+    init: str = "default",
+) -> nn.Sequential:
+    """A fully connected network: Flatten, then Linear [BatchNorm] activation [Dropout] per hidden layer.
+
+    `hidden=[]` gives a linear model. Batch norm sits before the activation, as in Ioffe & Szegedy.
+    """
+    hidden = validate.int_list("hidden", hidden)
+    validate.positive_int("in_features", in_features)
+    validate.positive_int("out_features", out_features)
+    _check_common(activation, init, dropout)
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for h in hidden:
+        layers.append(nn.Linear(width, h))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(h))
+        layers.append(ACTIVATIONS[activation.lower()]())
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, out_features))
+    return init_weights(nn.Sequential(*layers), init)
+
+
+def cnn(
+    channels: Sequence[int] = (32, 64),
+    dense: Sequence[int] = (128,),
+    *,
+    kernel_size: int = 3,
+    pool: bool = True,
+    in_shape: tuple[int, int, int] = (1, 28, 28),
+    out_features: int = 10,
+    activation: str = "relu",
+    batchnorm: bool = False,
+    dropout: float = 0.0,
+    init: str = "default",
+) -> nn.Sequential:
+    """A small CNN: per entry of `channels` a conv (same padding) [BatchNorm] activation [2x2 max-pool],
+    then Flatten and the dense layers of `dense`, then the output layer.
+    """
+    channels = validate.int_list("channels", channels, allow_empty=False)
+    dense = validate.int_list("dense", dense)
+    validate.positive_int("kernel_size", kernel_size)
+    _check_common(activation, init, dropout)
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    for ch in channels:
+        layers.append(nn.Conv2d(c, ch, kernel_size, padding=kernel_size // 2))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(ch))
+        layers.append(ACTIVATIONS[activation.lower()]())
+        if pool:
+            if h < 2 or w < 2:
+                raise ValueError(f"channels={list(channels)!r} is not valid: too many pooled conv layers for a {in_shape} input")
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+        c = ch
+    layers.append(nn.Flatten())
+    width = c * h * w
+    for d in dense:
+        layers.append(nn.Linear(width, d))
+        layers.append(ACTIVATIONS[activation.lower()]())
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = d
+    layers.append(nn.Linear(width, out_features))
+    return init_weights(nn.Sequential(*layers), init)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def mlp_parameter_count(hidden: Sequence[int], in_features: int, out_features: int) -> int:
+    """Weights and biases of a plain MLP, computed without building it."""
+    sizes = [in_features, *hidden, out_features]
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def matched_hidden(depth: int, target_params: int, in_features: int = 1, out_features: int = 1) -> tuple[int, ...]:
+    """Hidden widths for an MLP of `depth` linear layers whose parameter count is closest to `target_params`.
+
+    All hidden layers share one width except the last, which may differ, so that nets of very
+    different depth (the approximation lab's 2, 5 and 8 layers of ~571 parameters) can match closely.
+    """
+    validate.positive_int("depth", depth)
+    validate.positive_int("target_params", target_params)
+    if depth == 1:
+        return ()
+    n_hidden = depth - 1
+    best = None
+    limit = max(2, int(target_params / max(1, in_features + out_features)) + 2)
+    for a in range(1, limit + 1):
+        if n_hidden > 1 and mlp_parameter_count([a] * (n_hidden - 1), in_features, 1) > target_params:
+            break
+        for b in range(1, limit + 1):
+            hidden = (a,) * (n_hidden - 1) + (b,)
+            err = abs(mlp_parameter_count(hidden, in_features, out_features) - target_params)
+            key = (err, abs(a - b) if n_hidden > 1 else 0)
+            if best is None or key < best[0]:
+                best = (key, hidden)
+            if mlp_parameter_count(hidden, in_features, out_features) > target_params:
+                break
+    return best[1]
+
+
+def matched_mlp(depth: int, target_params: int, *, in_features: int = 1, out_features: int = 1, **kwargs) -> nn.Sequential:
+    """An MLP of `depth` linear layers with about `target_params` parameters (see `matched_hidden`)."""
+    hidden = matched_hidden(depth, target_params, in_features, out_features)
+    return mlp(hidden, in_features=in_features, out_features=out_features, **kwargs)

@@ -1,0 +1,67 @@
+"""Where things live and what runs them: device, data root, cache root.
+
+Each setting is an argument first, then an environment variable, then a default, so that
+notebooks, CI and a student's laptop can all point the same code at different places.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from . import validate
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str) or not (device in DEVICES or device.startswith("cuda:")):
+        raise ValueError(f"device={device!r} is not valid; choose one of: {', '.join(DEVICES)} (or cuda:N)")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'")
+    return torch.device(device)
+
+
+def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
+    """Places to look for data, in order: the argument, $DLCOURSE_DATA, ./data."""
+    places: list[Path] = []
+    if root is not None:
+        places.append(Path(root))
+    if os.environ.get("DLCOURSE_DATA"):
+        places.append(Path(os.environ["DLCOURSE_DATA"]))
+    places.append(Path("data"))
+    seen, unique = set(), []
+    for p in places:
+        key = p.expanduser().resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p.expanduser())
+    return unique
+
+
+def project_root() -> Path:
+    """The checkout holding pyproject.toml (for defaults such as .cache/), else the cwd."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").exists() and (parent / "src" / "dlcourse").exists():
+            return parent
+    return Path.cwd()
+
+
+def cache_root(cache: str | os.PathLike | None = None) -> Path:
+    """Results cache: the argument, $DLCOURSE_CACHE, else .cache/dlcourse in the project."""
+    if cache is not None:
+        return Path(cache)
+    if os.environ.get("DLCOURSE_CACHE"):
+        return Path(os.environ["DLCOURSE_CACHE"])
+    return project_root() / ".cache" / "dlcourse"
+
+
+__all__ = ["resolve_device", "data_roots", "cache_root", "project_root", "validate"]
