@@ -52,3 +52,91 @@ def wall_time(frame: pd.DataFrame, x: str = "label", y: str = "seconds", hue: st
     if title:
         g.figure.suptitle(title, y=1.03)
     return g
+
+
+def metric_curves(
+    frame: pd.DataFrame,
+    metrics: Sequence[str] = ("train_loss", "val_loss"),
+    hue: str = "label",
+    col: str | None = None,
+    x: str = "epoch",
+    xlabel: str | None = None,
+    ylabels: dict[str, str] | None = None,
+    logx: bool = False,
+    logy: bool = False,
+    sharey: str | bool = "row",
+    title: str | None = None,
+    height: float = 3.0,
+):
+    """Learning curves with every axis labelled: one row per metric, one column per value of `col`
+    (or one panel per metric when `col` is None), one line per value of `hue`.
+
+    `x` may be `epoch` or `elapsed` (wall time, seconds); `xlabel` / `ylabels` override the
+    default labels (e.g. to name the loss and its unit). Panels of a row share their y axis, so
+    columns compare at a glance.
+    """
+    metrics = [m for m in metrics if m in frame.columns]
+    if not metrics:
+        raise ValueError(f"none of the metrics is in the frame; it has {list(frame.columns)}")
+    ylabels = {m: (ylabels or {}).get(m, label(m)) for m in metrics}
+    ids = [c for c in dict.fromkeys([hue, col, x]) if c]
+    long = frame.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
+    many = long[x].nunique() >= 15
+    if col is None:
+        facet = {"col": "metric", "col_order": metrics}
+        sharey = False
+    else:
+        facet = {"col": col, "row": "metric", "row_order": metrics}
+    g = sns.relplot(data=long, x=x, y="value", hue=hue, kind="line", marker=None if many else "o",
+                    markersize=4, height=height, aspect=1.2, facet_kws={"sharey": sharey, "margin_titles": False},
+                    **facet)
+    if col is not None:
+        for i, m in enumerate(metrics):
+            for j, name in enumerate(g.col_names):
+                ax = g.axes[i, j]
+                ax.set_title(f"{col} = {format(name)}" if i == 0 else "")
+                ax.set_ylabel(ylabels[m] if j == 0 else "")
+    else:
+        for ax, m in zip(g.axes.flat, metrics):
+            ax.set_title(ylabels[m])
+            ax.set_ylabel(ylabels[m])
+    for ax in g.axes[-1]:
+        ax.set_xlabel(xlabel or label(x))
+    if logx:
+        g.set(xscale="log")
+    if logy:
+        g.set(yscale="log")
+    if title:
+        g.figure.suptitle(title, y=1.03)
+    return g
+
+
+def metric_vs_params(
+    frame: pd.DataFrame,
+    y: str = "test_acc",
+    x: str = "params",
+    hue: str | None = "depth",
+    style: str | None = "width",
+    ylabel: str | None = None,
+    title: str | None = None,
+    logx: bool = True,
+):
+    """One point per run: a final number (default test accuracy) against the parameter count
+    (log scale), coloured by `hue` and shaped by `style`, with lines joining each `hue` group."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    data = frame.sort_values(x)
+    sns.scatterplot(data=data, x=x, y=y, hue=hue, style=style, s=80, palette="colorblind", ax=ax)
+    if hue is not None:
+        for i, (_, part) in enumerate(data.groupby(hue, sort=True)):
+            ax.plot(part[x], part[y], color=sns.color_palette("colorblind")[i % 10], alpha=0.4, lw=1)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (count, log scale)" if x == "params" else label(x))
+    ax.set_ylabel(ylabel or label(y))
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best", fontsize="small", frameon=True)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,260 @@
+"""Small helpers that every lab notebook shares: grids of specs, tidy frames of results, checks.
+
+A lab builds its runs from one *base* spec (a plain dict of `RunSpec` fields) and the values it
+varies, trains them through `dlcourse.runs`, and then needs the same three things:
+
+- `grid` / `vary`: the list of spec dicts to build `RunSpec`s from (cartesian product, or one
+  field at a time against the base);
+- `history_frame` / `final_frame`: one long-form DataFrame of per-epoch rows, or one row per run
+  of final numbers, each with the varied spec fields as columns, a readable `label`, the
+  parameter count and (for MLPs) `depth` and `width` — what `dlcourse.plots` expects;
+- small, named checks that turn those frames into claim verdicts (`is_monotonic`,
+  `relative_gap`, `not_rising`, `first_reach`), so notebooks hold calls, not logic.
+
+Runs are passed as `Result`s that carry their spec (`result.spec`) or as `(spec, result)` pairs;
+a spec may be a `RunSpec` or a dict. A result needs `.history` (a per-epoch DataFrame with an
+`epoch` column) and, for `final_frame`, may offer `.seconds` (total wall time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import models
+
+#: The per-epoch numbers a History may hold, in display order.
+METRICS = ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc")
+_CLASSES = {"mnist": 10, "fashion-mnist": 10}
+
+
+# ---------------------------------------------------------------- building specs
+
+def grid(base: Mapping, **axes: Sequence) -> list[dict]:
+    """Every combination of `axes` applied to a copy of `base`, the first axis varying slowest.
+
+    >>> [d["hidden"] for d in grid({"lr": 0.1}, hidden=[[50], [50, 50]])]
+    [[50], [50, 50]]
+    """
+    for name, values in axes.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+            raise ValueError(f"{name}={values!r} is not valid; give a non-empty list of values to vary")
+    names = list(axes)
+    return [{**base, **dict(zip(names, combo))} for combo in itertools.product(*(axes[n] for n in names))]
+
+
+def vary(base: Mapping, field: str, values: Sequence, **fixed) -> list[dict]:
+    """One spec dict per value of `field`, the rest taken from `base` (plus `fixed` overrides).
+
+    `values` may be a list, or a mapping value -> dict of extra overrides for that value only
+    (e.g. a learning rate per optimizer: `{"sgd": {"lr": 0.1}, "adam": {}}`).
+    """
+    if isinstance(values, Mapping):
+        items = list(values.items())
+    else:
+        grid({}, **{field: values})  # the same check of the list
+        items = [(v, {}) for v in values]
+    out = []
+    for value, extra in items:
+        if not isinstance(extra, Mapping):
+            raise ValueError(f"{field}: the overrides for {value!r} must be a mapping of spec fields, got {extra!r}")
+        out.append({**base, **fixed, field: value, **extra})
+    return out
+
+
+def hidden_layers(depths: Sequence[int], widths: Sequence[int]) -> list[list[int]]:
+    """`hidden` lists of uniform MLPs: every depth (number of hidden layers) times every width."""
+    for name, values in (("depths", depths), ("widths", widths)):
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"{name}={values!r} is not valid; it must be a non-empty list of positive integers")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name}={list(values)!r} is not valid: {v!r} is not a positive integer")
+    return [[w] * d for d in depths for w in widths]
+
+
+# ---------------------------------------------------------------- frames of results
+
+def spec_dict(spec) -> dict:
+    """A spec as a plain dict, whether it is a dict, a RunSpec (dataclass) or has `to_dict()`."""
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if hasattr(spec, "to_dict"):
+        return dict(spec.to_dict())
+    if dataclasses.is_dataclass(spec):
+        return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    return dict(vars(spec))
+
+
+def parameter_count(spec) -> int | None:
+    """Trainable parameters of the model a spec describes (None when it cannot be told)."""
+    s = spec_dict(spec)
+    model = s.get("model", "mlp")
+    if s.get("dataset") not in _CLASSES:
+        return None
+    hidden = list(s.get("hidden") or [])
+    if model == "mlp":
+        n = models.mlp_parameter_count(hidden, 784, _CLASSES[s["dataset"]])
+        return n + (2 * sum(hidden) if s.get("batchnorm") else 0)
+    if model == "cnn":
+        kwargs = {k: s[k] for k in ("channels", "dense", "pool", "batchnorm") if s.get(k) is not None}
+        return models.count_parameters(models.cnn(**kwargs))
+    return None
+
+
+def format_value(field: str, value) -> str:
+    """How a spec value reads in a legend: `hidden=[100, 100]` -> `2×100`, floats compactly."""
+    if field == "hidden" and isinstance(value, (list, tuple)):
+        if not value:
+            return "linear"
+        if len(set(value)) == 1:
+            return f"{len(value)}×{value[0]}"
+        return "-".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def make_label(spec, keys: Sequence[str]) -> str:
+    """A readable name of a run from the spec fields in `keys` (just the value when there is one key)."""
+    s = spec_dict(spec)
+    if len(keys) == 1:
+        return format_value(keys[0], s.get(keys[0]))
+    return ", ".join(f"{k}={format_value(k, s.get(k))}" for k in keys)
+
+
+def _pairs(runs) -> list[tuple[dict, object]]:
+    pairs = []
+    for item in runs:
+        if isinstance(item, tuple) and len(item) == 2:
+            spec, result = item
+        else:
+            spec, result = getattr(item, "spec", None), item
+            if spec is None:
+                raise ValueError("a result without a .spec was given; pass (spec, result) pairs instead")
+        pairs.append((spec_dict(spec), result))
+    if not pairs:
+        raise ValueError("no runs were given")
+    return pairs
+
+
+def _describe(spec: dict, keys: Sequence[str], label: str | None) -> dict:
+    row = {k: (format_value(k, spec.get(k)) if isinstance(spec.get(k), (list, tuple)) else spec.get(k)) for k in keys}
+    row["label"] = label if label is not None else make_label(spec, keys)
+    hidden = spec.get("hidden")
+    if spec.get("model", "mlp") == "mlp" and isinstance(hidden, (list, tuple)):
+        row.setdefault("depth", len(hidden))
+        row.setdefault("width", hidden[0] if hidden and len(set(hidden)) == 1 else math.nan)
+    row["params"] = parameter_count(spec)
+    return row
+
+
+def history_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every run's per-epoch History in one long-form frame.
+
+    Columns: the spec fields in `keys` (lists shown as labels, e.g. `2×100`), `label`, `depth`
+    and `width` for MLPs, `params`, then the History columns, and `elapsed`: wall time since
+    the start of the run at the end of each epoch, in seconds (for curves against time).
+    """
+    pairs = _pairs(runs)
+    if labels is not None and len(labels) != len(pairs):
+        raise ValueError(f"labels has {len(labels)} entries for {len(pairs)} runs")
+    parts = []
+    for i, (spec, result) in enumerate(pairs):
+        hist = pd.DataFrame(result.history).copy()
+        for col, value in _describe(spec, keys, labels[i] if labels else None).items():
+            hist[col] = value
+        if "seconds" in hist:
+            hist["elapsed"] = hist["seconds"].cumsum()
+        parts.append(hist)
+    frame = pd.concat(parts, ignore_index=True)
+    front = [c for c in [*keys, "label", "depth", "width", "params"] if c in frame.columns]
+    return frame[front + [c for c in frame.columns if c not in front]]
+
+
+def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per run: described by `keys` (as in `history_frame`), its final-epoch numbers,
+    `epochs` trained, total `seconds` of training, and `best_val_loss` / `best_epoch` when
+    there is a validation set."""
+    pairs = _pairs(runs)
+    if labels is not None and len(labels) != len(pairs):
+        raise ValueError(f"labels has {len(labels)} entries for {len(pairs)} runs")
+    rows = []
+    for i, (spec, result) in enumerate(pairs):
+        hist = pd.DataFrame(result.history)
+        row = _describe(spec, keys, labels[i] if labels else None)
+        last = hist.iloc[-1] if len(hist) else pd.Series(dtype=float)
+        row["epochs"] = int(last["epoch"]) if "epoch" in last else 0
+        for m in METRICS:
+            if m in hist:
+                row[m] = float(last[m])
+        total = getattr(result, "seconds", None)
+        row["seconds"] = float(total) if total is not None else float(hist["seconds"].sum())
+        if "val_loss" in hist and hist["val_loss"].notna().any():
+            best = hist["val_loss"].idxmin()
+            row["best_val_loss"] = float(hist.loc[best, "val_loss"])
+            row["best_epoch"] = int(hist.loc[best, "epoch"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary(finals: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 4,
+            index: str = "label") -> pd.DataFrame:
+    """A display table of final numbers: chosen columns (default: losses, accuracies, seconds,
+    params — those present), floats rounded, indexed by `index`."""
+    if columns is None:
+        columns = [c for c in ("params", *METRICS, "best_epoch", "seconds") if c in finals.columns]
+    missing = [c for c in [index, *columns] if c not in finals.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the frame; it has {list(finals.columns)}")
+    out = finals.set_index(index)[list(columns)].copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].round(digits)
+    return out
+
+
+# ---------------------------------------------------------------- checks behind claim verdicts
+
+def is_monotonic(values: Sequence[float], increasing: bool = True, tol: float = 0.0) -> bool:
+    """Whether `values` rise (or fall) step by step; a step back of at most `tol` is forgiven."""
+    v = np.asarray(list(values), dtype=float)
+    if len(v) < 2 or np.isnan(v).any():
+        return bool(len(v) >= 1 and not np.isnan(v).any())
+    steps = np.diff(v) if increasing else -np.diff(v)
+    return bool((steps >= -tol).all())
+
+
+def relative_gap(a: float, b: float) -> float:
+    """|a - b| relative to the larger magnitude of the two (0 when both are 0)."""
+    scale = max(abs(a), abs(b))
+    return 0.0 if scale == 0 else abs(a - b) / scale
+
+
+def not_rising(history: pd.DataFrame, metric: str = "val_loss", by: str = "label", tol: float = 0.0,
+               min_epochs: int = 3) -> pd.Series:
+    """Per run: True when `metric` at the last epoch is at most its minimum over the run times
+    (1 + `tol`), i.e. validation loss has not turned upward (no sign of overfitting yet);
+    False when it ended above that; None (undecided) for runs shorter than `min_epochs`."""
+    out = {}
+    for name, part in history.groupby(by, sort=False):
+        v = part.sort_values("epoch")[metric].to_numpy(dtype=float)
+        out[name] = None if len(v) < min_epochs else bool(v[-1] <= np.nanmin(v) * (1 + tol))
+    return pd.Series(out, name=f"{metric} not rising", dtype=object)
+
+
+def first_reach(history: pd.DataFrame, metric: str, target: float, by: str = "label", x: str = "elapsed",
+                below: bool = True) -> pd.Series:
+    """Per run: the first value of `x` (e.g. seconds elapsed, or epoch) at which `metric` reached
+    `target` (at or below it when `below`, else at or above); NaN if it never did."""
+    out = {}
+    for name, part in history.groupby(by, sort=False):
+        part = part.sort_values("epoch")
+        hit = part[metric] <= target if below else part[metric] >= target
+        out[name] = float(part.loc[hit, x].iloc[0]) if hit.any() else math.nan
+    return pd.Series(out, name=f"{x} to {metric} {'<=' if below else '>='} {target:g}")

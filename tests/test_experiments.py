@@ -1,0 +1,189 @@
+"""dlcourse.experiments: spec grids, result frames, the checks behind claim verdicts, and its figures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dlcourse import data, experiments as ex, models, train  # noqa: E402
+from dlcourse.plots import curves  # noqa: E402
+
+BASE = {"dataset": "mnist", "model": "mlp", "activation": "sigmoid", "optimizer": "adam", "lr": 1e-3,
+        "batch_size": 20, "epochs": 2, "seed": 0}
+
+
+def fake(spec, losses, seconds=None):
+    """A stand-in Result: a History with the given validation losses, one epoch each."""
+    n = len(losses)
+    hist = pd.DataFrame({"epoch": range(1, n + 1), "train_loss": [v * 0.8 for v in losses],
+                         "train_acc": [0.5 + 0.01 * i for i in range(n)], "val_loss": losses,
+                         "val_acc": [0.6] * n, "test_loss": losses, "test_acc": [0.7] * n,
+                         "seconds": [1.5] * n})
+    return SimpleNamespace(spec=spec, history=hist, seconds=seconds)
+
+
+# ---------------------------------------------------------------- specs
+
+def test_grid_is_the_cartesian_product_first_axis_slowest():
+    specs = ex.grid(BASE, hidden=[[50], [100]], lr=[0.1, 0.01, 0.001])
+    assert len(specs) == 6
+    assert [s["hidden"] for s in specs[:3]] == [[50]] * 3 and [s["lr"] for s in specs[:3]] == [0.1, 0.01, 0.001]
+    assert all(s["optimizer"] == "adam" for s in specs) and "hidden" not in BASE
+
+
+@pytest.mark.parametrize("bad", ["adam", [], 3, None])
+def test_grid_refuses_an_axis_that_is_not_a_list(bad):
+    with pytest.raises(ValueError, match="optimizer="):
+        ex.grid(BASE, optimizer=bad)
+
+
+def test_vary_one_field_with_per_value_overrides():
+    specs = ex.vary(BASE, "optimizer", {"sgd": {"lr": 0.1}, "adam": {}}, epochs=5)
+    assert [(s["optimizer"], s["lr"], s["epochs"]) for s in specs] == [("sgd", 0.1, 5), ("adam", 1e-3, 5)]
+    assert [s["batch_size"] for s in ex.vary(BASE, "batch_size", [10, 1000])] == [10, 1000]
+    with pytest.raises(ValueError, match="overrides for 'sgd'"):
+        ex.vary(BASE, "optimizer", {"sgd": 0.1})
+    with pytest.raises(ValueError, match="batch_size="):
+        ex.vary(BASE, "batch_size", 10)
+
+
+def test_hidden_layers_are_depth_times_width():
+    assert ex.hidden_layers([1, 3], [50, 200]) == [[50], [200], [50, 50, 50], [200, 200, 200]]
+    with pytest.raises(ValueError, match="widths=.*0"):
+        ex.hidden_layers([1], [50, 0])
+    with pytest.raises(ValueError, match="depths="):
+        ex.hidden_layers("12", [50])
+
+
+# ---------------------------------------------------------------- frames
+
+def test_labels_and_parameter_counts_read_well():
+    assert ex.make_label({**BASE, "hidden": [100, 100]}, ["hidden"]) == "2×100"
+    assert ex.make_label({**BASE, "hidden": [100, 50]}, ["hidden"]) == "100-50"
+    assert ex.make_label(BASE, ["optimizer", "lr"]) == "optimizer=adam, lr=0.001"
+    assert ex.parameter_count({**BASE, "hidden": [50]}) == 784 * 50 + 50 + 50 * 10 + 10 == 39760
+    built = models.count_parameters(models.mlp([100, 100], batchnorm=True))
+    assert ex.parameter_count({**BASE, "hidden": [100, 100], "batchnorm": True}) == built
+    assert ex.parameter_count({"dataset": "mnist", "model": "cnn", "channels": [8], "dense": [16], "pool": True}) == \
+        models.count_parameters(models.cnn([8], [16]))
+    assert ex.parameter_count({"dataset": "sinc", "hidden": [5]}) is None
+
+
+def test_spec_dict_accepts_dataclasses():
+    @dataclass(frozen=True)
+    class Spec:
+        dataset: str = "mnist"
+        hidden: tuple = (10,)
+
+    assert ex.spec_dict(Spec()) == {"dataset": "mnist", "hidden": (10,)}
+    assert ex.make_label(Spec(), ["hidden"]) == "1×10"
+
+
+def test_history_and_final_frames_from_results():
+    runs = [fake({**BASE, "hidden": [50] * d}, [1.0, 0.5, 0.4], seconds=4.0) for d in (1, 2)]
+    h = ex.history_frame(runs, ["hidden"])
+    assert len(h) == 6 and list(h.columns[:5]) == ["hidden", "label", "depth", "width", "params"]
+    assert h["label"].unique().tolist() == ["1×50", "2×50"] and h["depth"].unique().tolist() == [1, 2]
+    assert h.loc[h["label"] == "1×50", "elapsed"].tolist() == [1.5, 3.0, 4.5]
+
+    f = ex.final_frame(runs, ["hidden"])
+    assert f["val_loss"].tolist() == [0.4, 0.4] and f["epochs"].tolist() == [3, 3]
+    assert f["seconds"].tolist() == [4.0, 4.0]  # the result's own total wins over the epoch sum
+    assert f["best_epoch"].tolist() == [3, 3] and f["params"].iloc[1] == 42310
+
+    t = ex.summary(f, digits=1)
+    assert t.index.tolist() == ["1×50", "2×50"] and t.loc["1×50", "train_loss"] == 0.3
+    with pytest.raises(ValueError, match="nope"):
+        ex.summary(f, ["nope"])
+
+
+def test_frames_accept_pairs_and_refuse_bad_input():
+    res = fake(None, [1.0, 0.9])
+    f = ex.final_frame([(BASE | {"hidden": [20]}, res)], ["optimizer"], labels=["mine"])
+    assert f["label"].tolist() == ["mine"] and f["optimizer"].tolist() == ["adam"]
+    assert f["seconds"].iloc[0] == 3.0  # falls back to the sum of epoch times
+    with pytest.raises(ValueError, match="no runs"):
+        ex.history_frame([], ["hidden"])
+    with pytest.raises(ValueError, match=r"\.spec"):
+        ex.final_frame([SimpleNamespace(history=res.history)], ["hidden"])
+    with pytest.raises(ValueError, match="labels has 2"):
+        ex.history_frame([(BASE, res)], ["lr"], labels=["a", "b"])
+
+
+def test_frames_from_a_real_training_run(toy_root):
+    ds = data.load("mnist", toy_root, device="cpu", val_size=100, download=False)
+    torch.manual_seed(0)
+    hist = train.fit(models.mlp([16]), ds, epochs=2, batch_size=50, lr=3e-3, progress=False)
+    spec = {**BASE, "hidden": [16]}
+    f = ex.final_frame([(spec, SimpleNamespace(history=hist.epochs))], ["hidden"])
+    assert f["params"].iloc[0] == models.count_parameters(models.mlp([16]))
+    assert f["test_acc"].iloc[0] == pytest.approx(hist.final["test_acc"])
+    assert 0 < f["seconds"].iloc[0] == pytest.approx(hist.epochs["seconds"].sum())
+
+
+# ---------------------------------------------------------------- checks
+
+def test_is_monotonic_with_tolerance():
+    assert ex.is_monotonic([3, 2, 1], increasing=False)
+    assert not ex.is_monotonic([3, 2, 2.05], increasing=False)
+    assert ex.is_monotonic([3, 2, 2.05], increasing=False, tol=0.1)
+    assert ex.is_monotonic([1, 2, 5]) and not ex.is_monotonic([1, math.nan, 5])
+
+
+def test_relative_gap():
+    assert ex.relative_gap(1.0, 0.9) == pytest.approx(0.1)
+    assert ex.relative_gap(0.0, 0.0) == 0.0 and ex.relative_gap(-2, 2) == 2.0
+
+
+def test_not_rising_flags_validation_loss_that_turned_up():
+    runs = [fake({**BASE, "hidden": [w]}, losses) for w, losses in
+            ((10, [1.0, 0.5, 0.4, 0.35]), (20, [1.0, 0.3, 0.4, 0.5]), (30, [1.0, 0.3, 0.306, 0.303]))]
+    h = ex.history_frame(runs, ["hidden"])
+    strict = ex.not_rising(h)
+    assert strict.to_dict() == {"1×10": True, "1×20": False, "1×30": False}
+    assert ex.not_rising(h, tol=0.02)["1×30"] is True
+    assert ex.not_rising(h, min_epochs=5).tolist() == [None, None, None]
+
+
+def test_first_reach_in_seconds_and_epochs():
+    runs = [fake({**BASE, "batch_size": b}, losses) for b, losses in ((10, [0.5, 0.3, 0.2]), (100, [0.9, 0.8, 0.7]))]
+    h = ex.history_frame(runs, ["batch_size"])
+    assert ex.first_reach(h, "val_loss", 0.3).to_dict()["10"] == 3.0
+    assert math.isnan(ex.first_reach(h, "val_loss", 0.3)["100"])
+    assert ex.first_reach(h, "val_loss", 0.3, x="epoch")["10"] == 2
+    assert ex.first_reach(h, "train_acc", 0.51, below=False, x="epoch").tolist() == [2, 2]
+
+
+# ---------------------------------------------------------------- figures
+
+def test_metric_curves_label_every_axis():
+    runs = [fake({**BASE, "hidden": [w] * d}, [1.0, 0.5, 0.4]) for d in (1, 2) for w in (50, 100)]
+    h = ex.history_frame(runs, ["hidden"])
+    g = curves.metric_curves(h, hue="width", col="depth", ylabels={"val_loss": "validation loss (nats)"})
+    assert g.axes.shape == (2, 2)
+    assert g.axes[1, 0].get_ylabel() == "validation loss (nats)" and g.axes[1, 1].get_xlabel() == "epoch"
+    assert g.axes[0, 1].get_title() == "depth = 2"
+    g2 = curves.metric_curves(h, metrics=["val_acc", "missing"], x="elapsed", xlabel="wall time (s)")
+    assert g2.axes.shape == (1, 1) and g2.axes[0, 0].get_xlabel() == "wall time (s)"
+    with pytest.raises(ValueError, match="none of the metrics"):
+        curves.metric_curves(h, metrics=["nope"])
+    plt.close("all")
+
+
+def test_metric_vs_params_draws_one_point_per_run():
+    runs = [fake({**BASE, "hidden": [w] * d}, [1.0, 0.5]) for d in (1, 2) for w in (50, 100)]
+    f = ex.final_frame(runs, ["hidden"])
+    fig = curves.metric_vs_params(f)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "parameters" in ax.get_xlabel() and ax.get_ylabel() == "test accuracy"
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 4
+    plt.close("all")
