@@ -1,0 +1,102 @@
+"""Figures of the generalization lab: loss along an interpolation, and metrics against a model property.
+
+- `interpolation`: loss and accuracy of theta(alpha), train and test, one row of panels per pair.
+- `against`: panels of metrics against one quantity (batch size, parameter count), log x axis;
+  `sensitivity_panels` and `parameter_panels` are its two uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from . import label
+
+LOSS_AXIS = "cross-entropy loss (nats)"
+ACC_AXIS = "accuracy (fraction correct)"
+SENS_AXIS = "input sensitivity ‖∂p/∂x‖_F (per image)"
+X_LABELS = {
+    "batch_size": "batch size (images per step, log scale)",
+    "parameters": "number of parameters (log scale)",
+    "alpha": "α  (0 = model a, 1 = model b)",
+}
+
+
+def interpolation(curve: pd.DataFrame, row: str | None = None, names: Mapping[str, Sequence[str]] | None = None,
+                  title: str | None = None, height: float = 3.0):
+    """Loss (left) and accuracy (right) along alpha, one line per set (train, test).
+
+    `curve`: the long frame of `analysis.landscape.interpolation_curve` (alpha, set, loss, acc),
+    with an extra column named by `row` when it holds several pairs (one row of panels each).
+    `names`: per row value, the names of model a and b, written at alpha = 0 and 1.
+    """
+    rows = [None] if row is None else list(dict.fromkeys(curve[row]))
+    fig, axes = plt.subplots(len(rows), 2, figsize=(9.5, height * len(rows)), squeeze=False)
+    for i, r in enumerate(rows):
+        part = curve if r is None else curve[curve[row] == r]
+        for j, (metric, ylabel) in enumerate((("loss", LOSS_AXIS), ("acc", ACC_AXIS))):
+            ax = axes[i, j]
+            sns.lineplot(data=part, x="alpha", y=metric, hue="set", style="set", markers=True, dashes=False, ax=ax)
+            for a in (0.0, 1.0):
+                ax.axvline(a, color="0.6", lw=0.8, ls="--", zorder=0)
+            if names is not None and r in names:
+                for a, text in zip((0.0, 1.0), names[r]):
+                    ax.annotate(text, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12),
+                                textcoords="offset points", fontsize=8, color="0.3")
+            if metric == "loss" and part["loss"].max() > 20 * max(part["loss"].min(), 1e-3):
+                ax.set_yscale("log")
+                ylabel += ", log scale"
+            ax.set_xlabel(X_LABELS["alpha"])
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{r}" if r is not None else ("loss" if metric == "loss" else "accuracy"), fontsize=10)
+            ax.legend(title=None, fontsize=8)
+    if title:
+        fig.suptitle(title, y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def against(frame: pd.DataFrame, x: str, panels: Mapping[str, Sequence[str]], hue: str | None = None,
+            logx: bool = True, title: str | None = None, height: float = 3.0):
+    """One panel per entry of `panels` ({y-axis label: [metric columns]}), metrics against `x`.
+
+    Within a panel each metric is one line (e.g. train and test loss); with `hue`, one line per
+    value of that column instead, and the panel must name a single metric.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.8, height), squeeze=False)
+    for ax, (ylabel, metrics) in zip(axes[0], panels.items()):
+        metrics = [m for m in metrics if m in frame.columns]
+        if hue is not None:
+            sns.lineplot(data=frame, x=x, y=metrics[0], hue=hue, marker="o", ax=ax)
+        else:
+            long = frame.melt(id_vars=[x], value_vars=metrics, var_name="metric", value_name="value")
+            long["metric"] = long["metric"].map(label)
+            sns.lineplot(data=long, x=x, y="value", hue="metric", style="metric", markers=True, dashes=False, ax=ax)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(X_LABELS.get(x, label(x)))
+        ax.set_ylabel(ylabel)
+        if ax.get_legend() is not None:
+            if hue is None and len(metrics) == 1:
+                ax.get_legend().remove()
+            else:
+                ax.legend(title=None, fontsize=8)
+    if title:
+        fig.suptitle(title, y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_panels(frame: pd.DataFrame, x: str = "batch_size", title: str | None = None):
+    """Input sensitivity beside train/test loss and accuracy, against batch size (one row per model)."""
+    return against(frame, x, {SENS_AXIS: ["sensitivity"], LOSS_AXIS: ["train_loss", "test_loss"],
+                              ACC_AXIS: ["train_acc", "test_acc"]}, title=title)
+
+
+def parameter_panels(frame: pd.DataFrame, x: str = "parameters", title: str | None = None):
+    """Train/test loss and accuracy against the number of parameters (one row per model)."""
+    return against(frame, x, {LOSS_AXIS: ["train_loss", "test_loss"], ACC_AXIS: ["train_acc", "test_acc"]},
+                   title=title)
