@@ -23,8 +23,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 book: install
-	$(VENV)/bin/dlcourse data check
-	@echo "The lab notebooks are not written yet: the data check above is all 'make book' does for now."
+	$(VENV)/bin/dlcourse book --profile $(PROFILE)
 
 test: install
 	$(PY) -m pytest

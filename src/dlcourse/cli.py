@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _REGISTRARS: list = []
+from .labs import register as _labs; _REGISTRARS.append(_labs)  # noqa: E402,E702
+from .book import register as _book; _REGISTRARS.append(_book)  # noqa: E402,E702
 
 
 def main(argv: list[str] | None = None) -> int:

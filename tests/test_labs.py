@@ -1,0 +1,245 @@
+"""The lab runner: discovery, parameter resolution, papermill execution, stamps, bad input.
+
+Most tests use a tiny fixture course written here (two labs that need neither torch nor
+data); one runs a real lab with bad values, when the labs exist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from dlcourse import book, cli, labs
+
+REPO = Path(__file__).resolve().parents[1]
+
+VALIDATE = '''\
+if not isinstance(widths, list) or not all(isinstance(w, int) and w > 0 for w in widths):
+    raise ValueError(f"widths={widths!r} is not valid; give a list of positive ints, e.g. [4, 8]")
+if not lr > 0:
+    raise ValueError(f"lr={lr!r} is not valid; must be > 0")
+'''
+
+FIGURES = '''\
+import matplotlib
+matplotlib.use("agg")
+import matplotlib.pyplot as plt
+%matplotlib inline
+for w in widths:
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot(range(size), [w * i for i in range(size)])
+    ax.set_title(f"width {w}")
+    plt.show()
+'''
+
+
+def lab_notebook(number: int, title: str) -> nbformat.NotebookNode:
+    """A lab in the course's shape: title, parameters cell, validation cell, two figures, a late check."""
+    params = new_code_cell('size = 3\nwidths = [4, 8]\nlr = 0.1\nfail_late = False\nprofile = "laptop"')
+    params.metadata["tags"] = ["parameters"]
+    cells = [
+        new_markdown_cell(f"# Lab {number}: {title}\n\nA fixture lab: it draws one line per width."),
+        params,
+        new_code_cell(VALIDATE),
+        new_markdown_cell("## Figures\n\nSee {doc}`../setup` for how to run it."),
+        new_code_cell(FIGURES),
+        new_code_cell('import os\nprint("cwd", os.getcwd())\nif fail_late:\n    raise RuntimeError("late failure")'),
+    ]
+    return new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def make_course(root: Path, names=("fixture", "other"), with_book: bool = True) -> Path:
+    """A course checkout with the fixture labs, a smoke profile and (optionally) the book's pages."""
+    (root / "notebooks" / "profiles").mkdir(parents=True, exist_ok=True)
+    for number, name in enumerate(names, 1):
+        nbformat.write(lab_notebook(number, name.title()), root / "notebooks" / f"lab{number:02d}_{name}.ipynb")
+    (root / "notebooks" / "profiles" / "smoke.yml").write_text(
+        "profile: smoke\nsize: 4\nfixture:\n  lr: 0.5\nother: {}\n")
+    if with_book:
+        shutil.copy(REPO / "_config.yml", root)
+        (root / "book").mkdir(exist_ok=True)
+        for page in ("intro.md", "setup.md"):
+            shutil.copy(REPO / "book" / page, root / "book")
+    return root
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    return make_course(tmp_path / "course")
+
+
+def out_files(root: Path) -> list[str]:
+    folder = root / "book" / "labs"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+# ----------------------------------------------------------------------------- discovery, parameters
+
+def test_discover_and_select(course):
+    found = labs.discover(course)
+    assert [(lab.number, lab.name) for lab in found] == [(1, "fixture"), (2, "other")]
+    assert labs.select(["fix"], found) == [found[0]]
+    assert labs.select(["lab02_other", "1"], found) == [found[1], found[0]]
+    assert labs.select([], found) == found
+    with pytest.raises(ValueError, match="matches no lab"):
+        labs.select(["depth"], found)
+    with pytest.raises(ValueError, match="matches several labs"):
+        labs.select(["lab0"], found)
+
+
+def test_parameters_resolve_profile_then_section_then_files_then_overrides(course, tmp_path):
+    lab = labs.discover(course)[0]
+    assert labs.resolve_parameters(lab, "smoke", root=course) == {"profile": "smoke", "size": 4, "lr": 0.5}
+    first = tmp_path / "a.yml"
+    first.write_text("size: 5\nlr: 1e-3\nwidths: [1, 2]\nfixture:\n  size: 6\nother:\n  size: 99\n")
+    second = tmp_path / "b.yml"
+    second.write_text("size: 7\n")
+    params = labs.resolve_parameters(lab, "smoke", [first, second], ["lr=2e-2", "fail_late=true"], root=course)
+    assert params == {"profile": "smoke", "size": 7, "lr": 0.02, "widths": [1, 2], "fail_late": True}
+    other = labs.discover(course)[1]
+    assert labs.resolve_parameters(other, "smoke", [first], root=course)["size"] == 99
+    with pytest.raises(ValueError, match="profile='nope' not found.*smoke"):
+        labs.resolve_parameters(lab, "nope", root=course)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("epochs=3", 3), ("lr=0.1", 0.1), ("lr=1e-3", 1e-3), ("lr=-1", -1), ("progress=false", False),
+    ("optimizer=adam", "adam"), ("seed=null", None), ("widths=[100, 100]", "[100, 100]"), ("name=", ""),
+])
+def test_overrides_are_yaml_scalars_and_lists_stay_strings(text, value):
+    key, parsed = labs.parse_override(text)
+    assert key == text.split("=")[0] and parsed == value and type(parsed) is type(value)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ValueError, match="key=value"):
+        labs.parse_override("epochs")
+
+
+# ----------------------------------------------------------------------------- execution
+
+def test_run_writes_atomically_and_stamps(course, capsys):
+    code, out = run_cli(capsys, "labs", "run", "fix", "--root", str(course), "--profile", "smoke", "-q")
+    assert code == 0, out
+    assert out_files(course) == ["lab01_fixture.ipynb"]  # no temporary left beside it
+    target = course / "book" / "labs" / "lab01_fixture.ipynb"
+    assert oct(target.stat().st_mode & 0o644) == oct(0o644)
+    nb = nbformat.read(target, as_version=4)
+    made = nb.metadata["dlcourse"]
+    assert made["profile"] == "smoke" and made["parameters"] == {"profile": "smoke", "size": 4, "lr": 0.5}
+    # Both parameter cells (the lab's own and papermill's injected one) are collapsed in the book.
+    tagged = {t: c for c in nb.cells for t in c.metadata.get("tags", []) if t in labs.HIDDEN_TAGS}
+    assert set(tagged) == {"parameters", "injected-parameters"}
+    assert all("hide-input" in c.metadata["tags"] for c in tagged.values())
+    # The notebook ran with the course root as working directory.
+    assert f"cwd {course.resolve()}" in "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    # Two figures were drawn as PNG outputs.
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs) == 2
+
+    # The stamp says "fresh" for the same lab, parameters and code, and "stale" for any change.
+    lab = labs.discover(course)[0]
+    params = labs.resolve_parameters(lab, "smoke", root=course)
+    out_dir = course / "book" / "labs"
+    assert not labs.is_stale(lab, params, out_dir)
+    assert [lab.stem for lab, _ in book.stale_labs(course, "smoke")] == ["lab02_other"]
+    assert labs.is_stale(lab, {**params, "size": 5}, out_dir)
+    assert labs.is_stale(lab, params, out_dir, fingerprint="other code")
+    code, out = run_cli(capsys, "labs", "list", "--root", str(course))
+    assert "executed (smoke profile)" in out and "not executed" in out
+    nb_src = nbformat.read(lab.path, as_version=4)
+    nb_src.cells[4].source += "\nprint('changed')"
+    nbformat.write(nb_src, lab.path)
+    assert labs.is_stale(lab, params, out_dir)
+
+
+def test_bad_parameter_fails_in_validation_cell_and_leaves_nothing(course, capsys):
+    code, out = run_cli(capsys, "labs", "run", "fixture", "--root", str(course), "--profile", "smoke",
+                        "-q", "-p", "lr=-1")
+    assert code != 0
+    assert "ValueError: lr=-1 is not valid; must be > 0" in out
+    assert "lab01_fixture failed in cell 3" in out and "if not isinstance(widths, list)" in out
+    assert out_files(course) == []
+
+
+def test_string_where_a_list_belongs_fails_naming_the_parameter(course):
+    lab = labs.discover(course)[0]
+    params = labs.resolve_parameters(lab, "smoke", overrides=["widths=[4, 8]"], root=course)
+    with pytest.raises(labs.LabError) as info:
+        labs.execute(lab, params, course / "book" / "labs", root=course)
+    err = info.value
+    assert (err.ename, err.cell_index) == ("ValueError", 3)  # the cell right after the injected parameters
+    assert "widths='[4, 8]' is not valid" in err.evalue
+    assert out_files(course) == []
+
+
+def test_late_failure_removes_the_older_copy_and_the_temporary(course):
+    lab = labs.discover(course)[0]
+    out_dir = course / "book" / "labs"
+    labs.execute(lab, {"size": 2}, out_dir, root=course)
+    assert out_files(course) == ["lab01_fixture.ipynb"]
+    with pytest.raises(labs.LabError, match=r"cell 6 .*RuntimeError: late failure"):
+        labs.execute(lab, {"fail_late": True}, out_dir, root=course)
+    assert out_files(course) == []
+
+
+def test_toc_lists_the_labs_found(course):
+    found = labs.discover(course)
+    assert book.write_toc(course, found) is True
+    text = (course / "_toc.yml").read_text()
+    assert "root: book/intro" in text and "- file: book/setup" in text
+    assert text.index("book/labs/lab01_fixture") < text.index("book/labs/lab02_other")
+    assert book.write_toc(course, found) is False  # unchanged: not rewritten
+
+
+def test_committed_toc_matches_the_labs_in_the_repo():
+    """`dlcourse book` rewrites _toc.yml from notebooks/; the committed one should already agree."""
+    assert (REPO / "_toc.yml").read_text() == book.toc_text(labs.discover(REPO))
+
+
+def test_kernel_runs_this_python():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv0 = KernelSpecManager().get_kernel_spec(labs.kernel_name()).argv[0]
+    assert argv0 in ("python", "python3") or os.path.realpath(argv0) == os.path.realpath(sys.executable)
+
+
+# ----------------------------------------------------------------------------- a real lab, bad values
+
+def _real_lab_with_list_parameter():
+    """The first lab in notebooks/ with a list parameter, and that parameter's name."""
+    import papermill
+
+    for lab in labs.discover(REPO):
+        for name, info in papermill.inspect_notebook(str(lab.path)).items():
+            if info["inferred_type_name"].startswith(("list", "tuple")) or info["default"].lstrip().startswith("["):
+                return lab, name
+    return None, None
+
+
+def test_real_lab_rejects_a_string_where_a_list_belongs(tmp_path, capsys):
+    lab, name = _real_lab_with_list_parameter()
+    if lab is None:
+        pytest.skip("no lab notebook with a list parameter in notebooks/ yet")
+    out = tmp_path / "out"
+    code, text = run_cli(capsys, "labs", "run", lab.name, "--root", str(REPO), "--profile", "smoke", "-q",
+                         "--out", str(out), "--timeout", "300", "-p", f"{name}=not-a-list")
+    assert code != 0, text
+    assert "ValueError" in text and name in text, text
+    assert not out.exists() or not list(out.iterdir())
+    nb = nbformat.read(lab.path, as_version=4)
+    params_index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    assert f"failed in cell {params_index + 2} " in text, text  # right after the injected parameters
+
