@@ -167,3 +167,31 @@ def test_roughness_tells_spiky_from_smooth():
     assert landscape.roughness(spiky, skip=150) > 0
     with pytest.raises(ValueError, match="skip"):
         landscape.roughness(smooth, skip=-1)
+
+
+def test_end_sharpness_reads_the_rise_beyond_each_end():
+    alpha = landscape.alpha_grid((-1, 2), 31)
+    curve = pd.concat([
+        pd.DataFrame({"alpha": alpha, "set": "train", "loss": np.where(alpha < 0, -alpha, np.maximum(alpha - 1, 0) * 4)}),
+        pd.DataFrame({"alpha": alpha, "set": "test", "loss": 1.0}),
+    ])
+    rise_a, rise_b = landscape.end_sharpness(curve, "train", step=0.5)
+    assert rise_a == pytest.approx(0.5) and rise_b == pytest.approx(2.0)
+    assert landscape.end_sharpness(curve, "test", step=1.0) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="step"):
+        landscape.end_sharpness(curve, "train", step=1.5)
+    with pytest.raises(ValueError, match="set"):
+        landscape.end_sharpness(curve, "val")
+
+
+def test_rank_correlation_and_half_gains():
+    assert landscape.rank_correlation([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
+    assert landscape.rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(landscape.rank_correlation([1, 2], [2, 1]))
+    assert math.isnan(landscape.rank_correlation([1, 2, 3], [5, 5, 5]))
+    with pytest.raises(ValueError, match="pair"):
+        landscape.rank_correlation([1, 2, 3], [1, 2])
+    low, high = landscape.half_gains([1000, 10, 100, 10000, 1e5], [0.95, 0.80, 0.93, 0.955, 0.956])
+    assert low == pytest.approx(0.15) and high == pytest.approx(0.006)
+    with pytest.raises(ValueError, match="3"):
+        landscape.half_gains([1, 2], [1, 2])

@@ -232,5 +232,50 @@ def roughness(losses, skip: int = 0) -> float:
     return float(np.diff(values).std(ddof=1))
 
 
-__all__ = ["alpha_grid", "interpolate_state", "recompute_bn_stats", "interpolation_curve", "jacobian_norms",
+# -- checks behind the claims of the generalization lab ------------------------------------------
+def end_sharpness(curve: pd.DataFrame, set: str = "train", step: float = 0.5, metric: str = "loss") -> tuple[float, float]:
+    """How fast `metric` rises when stepping `step` beyond each end of an interpolation curve:
+    (value at -step minus value at 0, value at 1 + step minus value at 1), read off `curve`
+    (linear in between grid points). Both steps cover the same distance in weight space, so
+    the end with the larger rise sits in the sharper minimum along this line.
+    """
+    if set not in set_names(curve):
+        raise ValueError(f"set={set!r} is not valid; the curve holds: {', '.join(set_names(curve))}")
+    part = curve[curve["set"] == set].sort_values("alpha")
+    a, v = part["alpha"].to_numpy(dtype=float), part[metric].to_numpy(dtype=float)
+    if not (isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0
+            and a[0] <= -step and a[-1] >= 1 + step):
+        raise ValueError(f"step={step!r} is not valid; it must be > 0 and the curve must reach alpha = -step and "
+                         f"1 + step (it spans [{a[0]:g}, {a[-1]:g}])")
+    at = lambda x: float(np.interp(x, a, v))  # noqa: E731
+    return at(-step) - at(0.0), at(1.0 + step) - at(1.0)
+
+
+def set_names(curve: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(curve["set"]))
+
+
+def rank_correlation(x, y) -> float:
+    """Spearman's rank correlation of two equally long sequences (NaN if either is constant or
+    fewer than three pairs): +1 when y rises with x, -1 when it falls."""
+    x, y = pd.Series(list(x), dtype=float), pd.Series(list(y), dtype=float)
+    if len(x) != len(y):
+        raise ValueError(f"x and y have {len(x)} and {len(y)} entries; they must pair up")
+    if len(x) < 3 or x.nunique() < 2 or y.nunique() < 2:
+        return math.nan
+    return float(x.rank().corr(y.rank()))
+
+
+def half_gains(x, y) -> tuple[float, float]:
+    """Sort by x, then (rise of y from the smallest x to the median x, rise from the median x to the
+    largest x). A curve that levels off has a much smaller second number than first."""
+    frame = pd.DataFrame({"x": list(x), "y": list(y)}, dtype=float).sort_values("x", kind="stable")
+    if len(frame) < 3:
+        raise ValueError(f"x has {len(frame)} entries; at least 3 are needed to split them in halves")
+    v = frame["y"].to_numpy()
+    mid = len(v) // 2
+    return float(v[mid] - v[0]), float(v[-1] - v[mid])
+
+
+__all__ = ["end_sharpness", "rank_correlation", "half_gains", "alpha_grid", "interpolate_state", "recompute_bn_stats", "interpolation_curve", "jacobian_norms",
            "input_sensitivity", "roughness", "BN_STATS", "OUTPUTS"]
