@@ -1,0 +1,176 @@
+"""dlcourse.search: the sampler, spec building, and the importance / recommendation analysis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlcourse import runs, search
+
+
+def test_space_is_the_reports():
+    assert search.SPACE["optimizer"] == ("sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam")
+    assert search.SPACE["weight_decay"] == (0.0, 5e-4, 0.5)
+    assert search.space_size() == 2 * 3 * 3 * 3 * 2 * 6 * 3 * 2 * 3 == 11664
+
+
+def test_sample_is_seeded_distinct_and_in_the_space():
+    a = search.sample(60, seed=3)
+    b = search.sample(60, seed=3)
+    c = search.sample(60, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+    keys = list(search.SPACE)
+    assert list(a.columns) == [*keys, "shape"]
+    assert not a[keys].duplicated().any()
+    for k, values in search.SPACE.items():
+        assert set(a[k]) <= set(values)
+    assert a["shape"].nunique() == 60  # plain random search: every row its own shape
+
+
+def test_sample_every_value_appears_with_enough_draws():
+    frame = search.sample(400, seed=0)
+    for k, values in search.SPACE.items():
+        assert set(frame[k]) == set(values), k
+
+
+def test_per_shape_groups_share_everything_but_member_keys():
+    frame = search.sample(20, seed=1, per_shape=4)
+    shape_keys = [k for k in search.SPACE if k not in search.MEMBER_KEYS]
+    assert frame["shape"].nunique() == 5
+    for _, group in frame.groupby("shape"):
+        assert len(group) == 4
+        assert (group[shape_keys].nunique() == 1).all()
+        assert not group[list(search.MEMBER_KEYS)].duplicated().any()
+    assert not frame[shape_keys].drop_duplicates().duplicated().any()
+    assert not frame[list(search.SPACE)].duplicated().any()
+    # a ragged last group
+    assert len(search.sample(7, seed=0, per_shape=3)) == 7
+
+
+def test_sample_whole_small_space_and_errors():
+    space = {"lr": (0.1, 0.01), "optimizer": ("sgd", "adam")}
+    full = search.sample(4, seed=0, space=space)
+    assert set(map(tuple, full[["lr", "optimizer"]].to_numpy())) == {(0.1, "sgd"), (0.1, "adam"), (0.01, "sgd"), (0.01, "adam")}
+    with pytest.raises(ValueError, match="only 4 distinct"):
+        search.sample(5, space=space)
+    with pytest.raises(ValueError, match="per_shape=13"):
+        search.sample(13, per_shape=13)
+    with pytest.raises(ValueError, match="n=0"):
+        search.sample(0)
+    with pytest.raises(ValueError, match="must be distinct"):
+        search.sample(1, space={"lr": (0.1, 0.1)})
+    with pytest.raises(ValueError, match="non-empty list"):
+        search.sample(1, space={"optimizer": "adam"})
+
+
+def test_spec_dict_builds_valid_runspecs():
+    config = search.sample(1, seed=5).iloc[0]
+    d = search.spec_dict(config, train_size=1000, val_size=500, epochs=1)
+    spec = runs.RunSpec.from_dict(d)
+    assert spec.hidden == (int(config["width"]),) * int(config["layers"])
+    assert spec.init == search.INITS[config["init"]]
+    assert spec.epochs == 1 and spec.optimizer == config["optimizer"] and spec.lr == config["lr"]
+    assert search.spec_dict(config)["epochs"] == config["epochs"]
+    all_specs = [runs.RunSpec.from_dict(d) for d in search.spec_dicts(search.sample(50, seed=0), train_size=100)]
+    assert len({s.key for s in all_specs}) == 50
+    with pytest.raises(ValueError, match="lacks"):
+        search.spec_dict({"lr": 0.1})
+    with pytest.raises(ValueError, match="init='he'"):
+        search.spec_dict({**config.to_dict(), "init": "he"})
+
+
+def test_per_shape_members_fall_in_one_stack_group():
+    frame = search.sample(6, seed=2, per_shape=3)
+    specs = [runs.RunSpec.from_dict(d) for d in search.spec_dicts(frame, train_size=100)]
+    groups = [runs.stack_group(s) for s in specs]
+    assert groups[0] == groups[1] == groups[2] and groups[3] == groups[4] == groups[5]
+    assert groups[0] != groups[3]
+
+
+def _frame() -> pd.DataFrame:
+    # val_acc is decided by the optimizer (+0.3 for adam) and the lr (+0.1 for 1e-3); init is noise
+    rng = np.random.default_rng(0)
+    rows = []
+    for opt in ("sgd", "adam"):
+        for lr in (1e-3, 1e-4):
+            for init in ("random", "xavier"):
+                for rep in range(5):
+                    acc = 0.5 + 0.3 * (opt == "adam") + 0.1 * (lr == 1e-3) + rng.normal(0, 0.005)
+                    rows.append({"optimizer": opt, "lr": lr, "init": init, "activation": ("tanh", "relu")[rep % 2],
+                                 "val_acc": acc, "val_loss": 1 - acc})
+    return pd.DataFrame(rows)
+
+
+def test_importance_ranks_what_drives_accuracy():
+    frame = _frame()
+    imp = search.importance(frame, params=["optimizer", "lr", "init"])
+    assert list(imp["hyperparameter"]) == ["optimizer", "lr", "init"]
+    # variance explained: 0.3^2/4 vs 0.1^2/4 of a total 0.1^2/4 + 0.3^2/4 (+ noise)
+    assert imp.loc[0, "importance"] == pytest.approx(0.9, abs=0.01)
+    assert imp.loc[1, "importance"] == pytest.approx(0.1, abs=0.01)
+    assert imp.loc[2, "importance"] < 0.01
+    # spearman only for ordered (numeric) hyperparameters: higher lr ranks higher here
+    assert np.isnan(imp.loc[0, "spearman"])
+    assert imp.loc[1, "spearman"] == pytest.approx(frame["lr"].rank().corr(frame["val_acc"].rank()))
+    assert imp.loc[1, "spearman"] > 0
+    assert (imp["levels"] == 2).all()
+
+
+def test_importance_of_a_one_feature_model_is_its_r2():
+    x = np.repeat([0, 1, 2], 4)
+    y = np.array([1.0, 2, 3, 2, 5, 6, 5, 4, 9, 9, 8, 10])
+    imp = search.importance(pd.DataFrame({"x": x, "val_acc": y}), params=["x"])
+    fitted = pd.Series(y).groupby(x).transform("mean")
+    r2 = 1 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert imp.loc[0, "importance"] == pytest.approx(r2)
+
+
+def test_level_effects_and_means():
+    frame = _frame()
+    eff = search.level_effects(frame, params=["optimizer"]).set_index("value")
+    assert eff.loc["adam", "correlation"] > 0.9 and eff.loc["sgd", "correlation"] < -0.9
+    assert eff.loc["adam", "runs"] == 20
+    assert eff.loc["adam", "mean"] == pytest.approx(frame.query("optimizer == 'adam'")["val_acc"].mean())
+    assert list(search.level_means(frame, "optimizer").index) == ["adam", "sgd"]
+    with pytest.raises(ValueError, match="'momentum' is not a column"):
+        search.level_effects(frame, params=["momentum"])
+
+
+def test_best_recommend_share_matches():
+    frame = _frame()
+    top = search.best(frame)
+    assert len(top) == 1 and top.iloc[0]["val_acc"] == frame["val_acc"].max()
+    rec = search.recommend(frame, k=3, distinct=("optimizer", "activation"))
+    assert len(rec) == 3
+    assert not rec[["optimizer", "activation"]].duplicated().any()
+    assert rec["val_acc"].is_monotonic_decreasing
+    assert rec.iloc[0]["val_acc"] == frame["val_acc"].max()
+    assert search.share(frame, "optimizer", "sgd", frame["val_acc"] < 0.65) == 1.0
+    assert np.isnan(search.share(frame, "optimizer", "sgd", frame["val_acc"] > 2))
+    m = search.matches({"lr": 0.001, "optimizer": "adam"}, {"lr": 1e-3, "optimizer": "sgd"})
+    assert m == {"lr": True, "optimizer": False}
+
+
+def test_attach_counts_diverged_runs_as_chance():
+    configs = search.sample(3, seed=0)
+    sweep = pd.DataFrame({"val_acc": [0.8, np.nan, 0.7], "val_loss": [0.5, np.nan, 0.6], "diverged": [False, True, False],
+                          "seconds": [1.0, 2.0, 3.0]})
+    out = search.attach(configs, sweep)
+    assert list(out["val_acc"]) == [0.8, 0.1, 0.7]
+    assert list(out["diverged"]) == [False, True, False]
+    with pytest.raises(ValueError, match="3 configurations but 2 runs"):
+        search.attach(configs, sweep.head(2))
+
+
+def test_stacked_sweep_on_toy_data(toy_root, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_DATA", str(toy_root))
+    frame = search.sample(4, seed=0, per_shape=2)
+    specs = search.spec_dicts(frame, dataset="fashion-mnist", train_size=300, val_size=100, epochs=1, device="cpu")
+    df = runs.sweep(specs, backend="stacked", progress=False)
+    assert (df["backend"] == "stacked").all()
+    out = search.attach(frame, df)
+    assert out["val_acc"].between(0, 1).all() and len(out) == 4
+    imp = search.importance(out)
+    assert set(imp["hyperparameter"]) == set(search.SPACE)
