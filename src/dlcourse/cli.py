@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _REGISTRARS: list = []
+from .cache import register_cli as _runs_cli; _REGISTRARS.append(_runs_cli)  # noqa: E402,E702
 from .labs import register as _labs; _REGISTRARS.append(_labs)  # noqa: E402,E702
 from .book import register as _book; _REGISTRARS.append(_book)  # noqa: E402,E702
 
