@@ -174,3 +174,30 @@ def test_stacked_sweep_on_toy_data(toy_root, monkeypatch):
     assert out["val_acc"].between(0, 1).all() and len(out) == 4
     imp = search.importance(out)
     assert set(imp["hyperparameter"]) == set(search.SPACE)
+
+
+def test_sweep_figures_draw(toy_root):
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from dlcourse import metrics
+    from dlcourse.plots import sweep as ps
+
+    frame = _frame()
+    frame["batch_size"] = 64
+    figs = [
+        ps.runs_scatter(frame, hue="optimizer", style="activation"),
+        ps.parallel_coordinates(frame, ["optimizer", "lr", "init", "batch_size"]),
+        ps.importance_bars(search.importance(frame, params=["optimizer", "lr"]), search.level_effects(frame)),
+        ps.level_strip(frame, ["optimizer", "lr"]),
+        ps.confusion_matrices({"a": metrics.confusion_matrix([0, 1, 1], [0, 1, 0], ["x", "y"], normalize="true")}),
+        ps.class_samples(np.zeros((4, 1, 28, 28)), [0, 1, 2, 2], ["a", "b", "c"]),
+    ]
+    for fig in figs:
+        assert fig.axes and fig.axes[0].get_xlabel() is not None
+        plt.close(fig)
+    assert "validation accuracy" in figs[0].axes[0].get_ylabel()
+    with pytest.raises(ValueError, match="no column 'width'"):
+        ps.parallel_coordinates(frame, ["width"])

@@ -191,8 +191,9 @@ def importance(frame: pd.DataFrame, target: str = "val_acc", params: Sequence[st
     for numeric hyperparameters, NaN for names such as optimizers); sorted by importance.
 
     Eta^2 is what a one-feature regression tree with one leaf per value would score; with few
-    runs per value it is biased upwards (chance alone gives about (levels - 1) / (runs - 1)),
-    so `chance` gives that baseline for comparison.
+    runs per value it is biased upwards (chance alone gives about (levels - 1) / (draws - 1), draws
+    being the runs, or the shapes for the shape keys of a `per_shape` sample), so `chance` gives
+    that baseline for comparison.
     """
     params = _params(frame, params)
     y = frame[target].astype(float)
@@ -207,8 +208,10 @@ def importance(frame: pd.DataFrame, target: str = "val_acc", params: Sequence[st
         if _ordered(frame[p]) and frame[p].nunique() > 1 and y.nunique() > 1:
             rho = float(frame[p].rank().corr(y.rank()))
         levels = frame[p].nunique()
+        # stack-aware samples draw the shape keys once per group: fewer independent draws
+        draws = frame["shape"].nunique() if "shape" in frame.columns and p not in MEMBER_KEYS else n
         rows.append({"hyperparameter": p, "importance": eta2, "spearman": rho, "levels": levels,
-                     "chance": (levels - 1) / (n - 1) if n > 1 else float("nan")})
+                     "chance": min(1.0, (levels - 1) / (draws - 1)) if draws > 1 else float("nan")})
     out = pd.DataFrame(rows, columns=["hyperparameter", "importance", "spearman", "levels", "chance"])
     return out.sort_values("importance", ascending=False, ignore_index=True)
 
