@@ -147,9 +147,22 @@ def test_predict_curve_on_trained_function():
     torch.manual_seed(0)
     model = models.mlp([32, 32], in_features=1, out_features=1)
     before = tr.predict_curve(model, "sinc", n=300)
-    train.fit(model, fit_data, epochs=300, batch_size=200, optimizer="adam", lr=1e-2, loss="mse", progress=False)
+    train.fit(model, fit_data, epochs=60, batch_size=200, optimizer="adam", lr=2e-2, loss="mse", progress=False)
     after = tr.predict_curve(model, "sinc", n=300)
     assert list(after.columns) == ["x", "target", "prediction", "error"] and len(after) == 300
     assert after["x"].iloc[0] == -1.0 and after["x"].iloc[-1] == 1.0
     assert after["target"].max() == pytest.approx(1.0, abs=1e-3)  # sinc peaks at x = 0
     assert (after["error"] ** 2).mean() < 0.2 * (before["error"] ** 2).mean()
+
+
+def test_relative_paths_remove_the_distance_between_starts():
+    rng = np.random.default_rng(5)
+    direction = rng.normal(size=6)
+    t = np.linspace(0, 1, 6)[:, None]
+    runs = {s: _snaps({"w": 10 * rng.normal(size=(1, 6)) + t * direction}) for s in range(4)}
+    absolute = tr.trajectory_pca(runs)
+    relative = tr.trajectory_pca(runs, relative=True)
+    assert absolute.explained[0] < 0.9  # far-apart starts spread the points over several PCs
+    assert relative.explained[0] == pytest.approx(1.0, abs=1e-6)  # all runs walk the same line
+    first = relative.frame[relative.frame["order"] == 0]
+    assert np.allclose(first[["pc1", "pc2"]].to_numpy(), first[["pc1", "pc2"]].to_numpy()[0], atol=1e-5)

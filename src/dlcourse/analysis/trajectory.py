@@ -126,19 +126,22 @@ def _runs(runs) -> list[tuple[object, Snapshots]]:
     return out
 
 
-def trajectory_pca(runs, layers: str | Sequence[str] | None = None, n_components: int = 2) -> Trajectory:
+def trajectory_pca(runs, layers: str | Sequence[str] | None = None, n_components: int = 2,
+                   relative: bool = False) -> Trajectory:
     """One PCA of the snapshots of all `runs` ({label: snapshots} or [snapshots, ...]).
 
     `layers`: None for the whole model, or layer names (see `select`). Each point is one
     snapshot flattened over the selected parameters; the PCA is centred on the mean of all
-    points of all runs. Signs are fixed so that the first point of the first run has PC
+    points of all runs. `relative=True` first subtracts each run's own first snapshot, so
+    every path starts at the origin and the PCA sees where the runs went, not where they
+    started (independent random inits are far apart and otherwise dominate the picture). Signs are fixed so that the first point of the first run has PC
     coordinates <= 0 (the plot then reads the same from run to run of the notebook).
     """
     if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
         raise ValueError(f"n_components={n_components!r} is not valid; it must be a positive integer")
     items = _runs(runs)
     names = select(_names(items[0][1]), layers)
-    keys, labels_, steps, orders = [], [], [], []
+    keys, labels_, steps, orders, starts = [], [], [], [], []
     for label, snaps in items:
         for i, (step, params) in enumerate(snaps):
             missing = [n for n in names if n not in params]
@@ -148,6 +151,7 @@ def trajectory_pca(runs, layers: str | Sequence[str] | None = None, n_components
             steps.append(int(step))
             orders.append(i)
             keys.append(params)
+            starts.append(len(keys) - 1 - i)
     n = len(keys)
     if n < 2:
         raise ValueError(f"PCA needs at least 2 snapshots in all; got {n}")
@@ -158,6 +162,8 @@ def trajectory_pca(runs, layers: str | Sequence[str] | None = None, n_components
         shape = {tuple(p[name].shape) for p in keys}
         if len(shape) != 1:
             raise ValueError(f"parameter {name!r} has different shapes across snapshots: {sorted(shape)}")
+        if relative:
+            block = block - block[starts]
         block = block - block.mean(0, keepdim=True)
         gram += (block @ block.T).numpy()
         size += block.shape[1]
