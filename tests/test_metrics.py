@@ -107,3 +107,22 @@ def test_predict_with_a_torch_model():
     model.train()
     np.testing.assert_array_equal(metrics.predict(model, x, batch_size=2), [0, 1, 2])
     assert model.training  # mode restored
+
+
+def test_weight_norm_of_arrays_scratch_mlp_and_module():
+    assert metrics.weight_norm([np.full((2, 2), 1.0), np.array([[3.0]])]) == pytest.approx(np.sqrt(4 + 9))
+    from dlcourse import scratch
+
+    net = scratch.MLP([4, 3, 2], seed=0)
+    want = np.sqrt(sum((w.astype(float) ** 2).sum() for w in net.weights))
+    assert metrics.weight_norm(net) == pytest.approx(want, rel=1e-6)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    with torch.no_grad():
+        module[0].weight.fill_(1.0)
+        module[0].bias.fill_(100.0)  # biases and 1-D batch-norm weights are not counted
+    assert metrics.weight_norm(module) == pytest.approx(np.sqrt(12))
+
+
+def test_scores_per_split():
+    splits = {"train": (np.array([0, 1, 1, 0]), np.array([0, 1, 1, 1])), "test": (np.array([1, 1]), np.array([1, 0]))}
+    assert metrics.scores(lambda x: x, splits) == {"train_acc": 0.75, "test_acc": 0.5}

@@ -13,7 +13,7 @@ precision 0 (not NaN), and a class absent from `y_true` has recall 0 and support
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -126,4 +126,24 @@ def predict(model, data, batch_size: int = 10_000) -> np.ndarray:
     return torch.cat(out).numpy() if out else np.empty(0, dtype=np.int64)
 
 
-__all__ = ["confusion_matrix", "classification_report", "accuracy", "predict"]
+def weight_norm(model) -> float:
+    """L2 norm of all weight matrices together (biases excluded): what an L2 penalty shrinks.
+
+    `model` is a `dlcourse.scratch.MLP` (its `weights`), an nn.Module (the parameters named
+    `*.weight` with two or more dimensions) or a list of arrays.
+    """
+    if hasattr(model, "named_parameters"):
+        arrays = [p.detach().cpu().double().numpy() for n, p in model.named_parameters()
+                  if n.endswith("weight") and p.dim() >= 2]
+    else:
+        arrays = list(getattr(model, "weights", model))
+    return float(np.sqrt(sum(float(np.vdot(w, w)) for w in (np.asarray(a, dtype=float) for a in arrays))))
+
+
+def scores(predict, splits: Mapping[str, tuple]) -> dict[str, float]:
+    """Accuracy of `predict` (inputs -> class indices) on each named (x, y) split, as
+    {"<name>_acc": accuracy}; e.g. `scores(net.predict, {"train": (x, y), "test": (xt, yt)})`."""
+    return {f"{name}_acc": accuracy(y, predict(x)) for name, (x, y) in splits.items()}
+
+
+__all__ = ["confusion_matrix", "classification_report", "accuracy", "predict", "weight_norm", "scores"]
