@@ -315,8 +315,12 @@ def _entry_files(spec: RunSpec, key: str, history: train.History, model: nn.Modu
     return files
 
 
+#: pandas 3 parses floats round-trip by default (and deprecates asking); pandas 2 must be asked.
+_CSV_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
 def _read_csv(data: bytes) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(data), float_precision="round_trip")
+    return pd.read_csv(io.BytesIO(data), **_CSV_FLOATS)
 
 
 def _parse_entry(spec: RunSpec, key: str, files: dict[str, bytes], path: Path) -> Result:
