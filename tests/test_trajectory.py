@@ -27,7 +27,7 @@ def test_points_on_a_line_are_one_component():
         t = np.linspace(0, 1, 8) + r  # each run walks its own stretch of the same line
         runs[f"run{r}"] = _snaps({"1.weight": t[:, None, None] * direction, "1.bias": t[:, None] * np.ones((8, 4))})
     out = tr.trajectory_pca(runs)
-    assert out.size == 34 and out.parameters == ["1.weight", "1.bias"]
+    assert out.size == 34 and out.parameters == ["1.bias", "1.weight"]
     assert out.explained[0] == pytest.approx(1.0, abs=1e-6) and out.explained[1] == pytest.approx(0.0, abs=1e-6)
     assert list(out.frame.columns) == ["run", "step", "order", "pc1", "pc2"]
     assert len(out.frame) == 24 and out.frame["step"].iloc[:8].tolist() == list(range(0, 80, 10))
@@ -61,7 +61,7 @@ def test_layer_selection_by_module_or_parameter_name():
                     "3.weight": rng.normal(size=(10, 3))})
     assert tr.layers(snaps) == ["1", "3"] and tr.first_layer(snaps) == "1"
     first = tr.trajectory_pca([snaps], layers="1")
-    assert first.parameters == ["1.weight", "1.bias"] and first.size == 10
+    assert first.parameters == ["1.bias", "1.weight"] and first.size == 10
     assert first.explained[0] == pytest.approx(1.0, abs=1e-6)
     whole = tr.trajectory_pca([snaps])
     assert whole.size == 13 and whole.explained[0] < 0.999
@@ -166,3 +166,10 @@ def test_relative_paths_remove_the_distance_between_starts():
     assert relative.explained[0] == pytest.approx(1.0, abs=1e-6)  # all runs walk the same line
     first = relative.frame[relative.frame["order"] == 0]
     assert np.allclose(first[["pc1", "pc2"]].to_numpy(), first[["pc1", "pc2"]].to_numpy()[0], atol=1e-5)
+
+
+def test_layers_follow_module_order_whatever_the_dict_order():
+    snaps = [(0, {"10.weight": torch.zeros(2), "2.bias": torch.zeros(1), "2.weight": torch.zeros(3),
+                  "0.weight": torch.zeros(1)})]
+    assert tr.layers(snaps) == ["0", "2", "10"] and tr.first_layer(snaps) == "0"
+    assert tr.select(list(snaps[0][1]), ["10", "2"]) == ["2.bias", "2.weight", "10.weight"]
