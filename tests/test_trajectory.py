@@ -173,3 +173,13 @@ def test_layers_follow_module_order_whatever_the_dict_order():
                   "0.weight": torch.zeros(1)})]
     assert tr.layers(snaps) == ["0", "2", "10"] and tr.first_layer(snaps) == "0"
     assert tr.select(list(snaps[0][1]), ["10", "2"]) == ["2.bias", "2.weight", "10.weight"]
+
+
+def test_full_space_distances_match_the_snapshots():
+    rng = np.random.default_rng(6)
+    pts = rng.normal(size=(5, 4))
+    t = tr.trajectory_pca([_snaps({"w": pts})])
+    expected = [np.linalg.norm(pts[i] - pts[j]) for i in range(5) for j in range(i + 1, 5)]
+    assert t.distances() == pytest.approx(expected, rel=1e-5)
+    same = tr.compare(t, tr.trajectory_pca([_snaps({"w": 2 * pts})]))
+    assert same["full_distance_corr"] == pytest.approx(1.0) and same["procrustes"] == pytest.approx(0.0, abs=1e-8)

@@ -112,6 +112,14 @@ class Trajectory:
     parameters: list[str]
     size: int
     variance: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    gram: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
+
+    def distances(self) -> np.ndarray:
+        """Pairwise distances between the snapshots in the full (selected) weight space,
+        upper triangle in row order: what every component together would show."""
+        g = self.gram
+        d2 = np.clip(np.diag(g)[:, None] + np.diag(g)[None, :] - 2 * g, 0.0, None)
+        return np.sqrt(d2[np.triu_indices(len(g), 1)])
 
     @property
     def coords(self) -> np.ndarray:
@@ -188,7 +196,7 @@ def trajectory_pca(runs, layers: str | Sequence[str] | None = None, n_components
     for j in range(k):
         frame[f"pc{j + 1}"] = coords[:, j]
     explained = eigval[:k] / total if total > 0 else np.zeros(k)
-    return Trajectory(frame=frame, explained=explained, parameters=names, size=size, variance=eigval[:k])
+    return Trajectory(frame=frame, explained=explained, parameters=names, size=size, variance=eigval[:k], gram=gram)
 
 
 def _pairwise(points: np.ndarray) -> np.ndarray:
@@ -217,10 +225,13 @@ def procrustes_disparity(a: np.ndarray, b: np.ndarray) -> float:
 def compare(a: Trajectory, b: Trajectory) -> dict:
     """How alike two projections of the same snapshots (same runs and steps, in order) are.
 
-    `distance_corr`: Pearson correlation of the pairwise distances between points in the two
-    2-D pictures (1: same distances up to scale). `procrustes`: the disparity left after the
-    best rotation, reflection and scaling (0: identical pictures). `pc1_corr`: |correlation|
-    of the first coordinates (the sign of a PC is arbitrary).
+    Of the 2-D pictures: `distance_corr`, the Pearson correlation of the pairwise distances
+    between points (1: same distances up to scale); `procrustes`, the disparity left after the
+    best rotation, reflection and scaling (0: identical pictures); `pc1_corr`, |correlation|
+    of the first coordinates (the sign of a PC is arbitrary). Of the full weight spaces:
+    `full_distance_corr`, the same correlation for distances over all selected weights. When
+    the leading variances are nearly equal, PC1 and PC2 are an arbitrary pick within a larger
+    subspace, and the pictures can differ although the full geometry agrees.
     """
     key = ["run", "step"]
     if not a.frame[key].reset_index(drop=True).equals(b.frame[key].reset_index(drop=True)):
@@ -229,7 +240,10 @@ def compare(a: Trajectory, b: Trajectory) -> dict:
     da, db = _pairwise(pa), _pairwise(pb)
     corr = float(np.corrcoef(da, db)[0, 1]) if da.std() > 0 and db.std() > 0 else float("nan")
     pc1 = float(abs(np.corrcoef(pa[:, 0], pb[:, 0])[0, 1])) if pa[:, 0].std() > 0 and pb[:, 0].std() > 0 else float("nan")
-    return {"distance_corr": corr, "procrustes": procrustes_disparity(pa, pb), "pc1_corr": pc1}
+    fa, fb = a.distances(), b.distances()
+    full = float(np.corrcoef(fa, fb)[0, 1]) if len(fa) > 1 and fa.std() > 0 and fb.std() > 0 else float("nan")
+    return {"distance_corr": corr, "procrustes": procrustes_disparity(pa, pb), "pc1_corr": pc1,
+            "full_distance_corr": full}
 
 
 # ---------------------------------------------------------------- gradient norm and loss
