@@ -83,7 +83,7 @@ def against(frame: pd.DataFrame, x: str, panels: Mapping[str, Sequence[str]], hu
             if hue is None and len(metrics) == 1:
                 ax.get_legend().remove()
             else:
-                ax.legend(title=None, fontsize=8)
+                ax.legend(title=hue, fontsize=8, title_fontsize=8)
     if title:
         fig.suptitle(title, y=1.0)
     fig.tight_layout()
