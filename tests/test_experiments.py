@@ -98,6 +98,7 @@ def test_history_and_final_frames_from_results():
     f = ex.final_frame(runs, ["hidden"])
     assert f["val_loss"].tolist() == [0.4, 0.4] and f["epochs"].tolist() == [3, 3]
     assert f["seconds"].tolist() == [4.0, 4.0]  # the result's own total wins over the epoch sum
+    assert f["epoch_seconds"].tolist() == [1.5, 1.5]
     assert f["best_epoch"].tolist() == [3, 3] and f["params"].iloc[1] == 42310
 
     t = ex.summary(f, digits=1)
@@ -111,6 +112,10 @@ def test_frames_accept_pairs_and_refuse_bad_input():
     f = ex.final_frame([(BASE | {"hidden": [20]}, res)], ["optimizer"], labels=["mine"])
     assert f["label"].tolist() == ["mine"] and f["optimizer"].tolist() == ["adam"]
     assert f["seconds"].iloc[0] == 3.0  # falls back to the sum of epoch times
+    h = ex.history_frame([(BASE, res)], ["optimizer"], extra=["lr", "optimizer"])
+    assert h["label"].tolist() == ["adam", "adam"] and h["lr"].tolist() == [1e-3, 1e-3]
+    assert list(h.columns[:3]) == ["optimizer", "lr", "label"]
+    assert ex.final_frame([(BASE, res)], ["optimizer"], extra=["batch_size"])["batch_size"].tolist() == [20]
     with pytest.raises(ValueError, match="no runs"):
         ex.history_frame([], ["hidden"])
     with pytest.raises(ValueError, match=r"\.spec"):
@@ -174,6 +179,9 @@ def test_metric_curves_label_every_axis():
     assert g.axes[0, 1].get_title() == "depth = 2"
     g2 = curves.metric_curves(h, metrics=["val_acc", "missing"], x="elapsed", xlabel="wall time (s)")
     assert g2.axes.shape == (1, 1) and g2.axes[0, 0].get_xlabel() == "wall time (s)"
+    g3 = curves.metric_curves(h, metrics=["train_loss", "val_acc"], hue="width", logy=["train_loss"], categorical=True)
+    assert [ax.get_yscale() for ax in g3.axes.flat] == ["log", "linear"]
+    assert len({line.get_color() for line in g3.axes[0, 0].get_lines()}) >= 2
     with pytest.raises(ValueError, match="none of the metrics"):
         curves.metric_curves(h, metrics=["nope"])
     plt.close("all")
@@ -187,3 +195,24 @@ def test_metric_vs_params_draws_one_point_per_run():
     assert ax.get_xscale() == "log" and "parameters" in ax.get_xlabel() and ax.get_ylabel() == "test accuracy"
     assert sum(len(c.get_offsets()) for c in ax.collections) == 4
     plt.close("all")
+
+
+def test_trend_within_groups_with_relative_tolerance():
+    f = pd.DataFrame({"depth": [1, 1, 1, 2, 2, 2], "width": [200, 50, 100, 50, 100, 200],
+                      "seconds": [3.0, 1.0, 2.0, 2.0, 1.9, 4.0], "loss": [0.1, 0.3, 0.2, 0.3, 0.2, 0.25]})
+    assert ex.trend(f, "seconds", along="width", within="depth").to_dict() == {1: True, 2: False}
+    assert ex.trend(f, "seconds", along="width", within="depth", tol=0.1).to_dict() == {1: True, 2: True}
+    assert ex.trend(f, "loss", along="width", within="depth", increasing=False).tolist() == [True, False]
+    assert ex.trend(f[f.depth == 1], "seconds", along="width").to_dict() == {"all": True}
+    with pytest.raises(ValueError, match="nope"):
+        ex.trend(f, "nope", along="width")
+
+
+def test_verdict_is_undecided_when_the_runs_are_too_small():
+    assert ex.verdict(1 > 0) is True and ex.verdict(0) is False
+    assert ex.verdict(True, enough=False) is None
+
+
+def test_listing_formats_evidence():
+    assert ex.listing(pd.Series({"adam": 0.2011, "sgd": 1.4})) == "adam 0.201, sgd 1.400"
+    assert ex.listing({"10": 2.0, "1000": math.nan}, "{:.0f}") == "10 2, 1000 never"

@@ -143,8 +143,9 @@ def _pairs(runs) -> list[tuple[dict, object]]:
     return pairs
 
 
-def _describe(spec: dict, keys: Sequence[str], label: str | None) -> dict:
-    row = {k: (format_value(k, spec.get(k)) if isinstance(spec.get(k), (list, tuple)) else spec.get(k)) for k in keys}
+def _describe(spec: dict, keys: Sequence[str], label: str | None, extra: Sequence[str] = ()) -> dict:
+    row = {k: (format_value(k, spec.get(k)) if isinstance(spec.get(k), (list, tuple)) else spec.get(k))
+           for k in dict.fromkeys([*keys, *extra])}
     row["label"] = label if label is not None else make_label(spec, keys)
     hidden = spec.get("hidden")
     if spec.get("model", "mlp") == "mlp" and isinstance(hidden, (list, tuple)):
@@ -154,12 +155,14 @@ def _describe(spec: dict, keys: Sequence[str], label: str | None) -> dict:
     return row
 
 
-def history_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None) -> pd.DataFrame:
+def history_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None,
+                  extra: Sequence[str] = ()) -> pd.DataFrame:
     """Every run's per-epoch History in one long-form frame.
 
     Columns: the spec fields in `keys` (lists shown as labels, e.g. `2×100`), `label`, `depth`
     and `width` for MLPs, `params`, then the History columns, and `elapsed`: wall time since
     the start of the run at the end of each epoch, in seconds (for curves against time).
+    `extra` names more spec fields to add as columns without putting them in the label.
     """
     pairs = _pairs(runs)
     if labels is not None and len(labels) != len(pairs):
@@ -167,27 +170,29 @@ def history_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | N
     parts = []
     for i, (spec, result) in enumerate(pairs):
         hist = pd.DataFrame(result.history).copy()
-        for col, value in _describe(spec, keys, labels[i] if labels else None).items():
+        for col, value in _describe(spec, keys, labels[i] if labels else None, extra).items():
             hist[col] = value
         if "seconds" in hist:
             hist["elapsed"] = hist["seconds"].cumsum()
         parts.append(hist)
     frame = pd.concat(parts, ignore_index=True)
-    front = [c for c in [*keys, "label", "depth", "width", "params"] if c in frame.columns]
+    front = [c for c in dict.fromkeys([*keys, *extra, "label", "depth", "width", "params"]) if c in frame.columns]
     return frame[front + [c for c in frame.columns if c not in front]]
 
 
-def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None) -> pd.DataFrame:
+def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None,
+                extra: Sequence[str] = ()) -> pd.DataFrame:
     """One row per run: described by `keys` (as in `history_frame`), its final-epoch numbers,
-    `epochs` trained, total `seconds` of training, and `best_val_loss` / `best_epoch` when
-    there is a validation set."""
+    `epochs` trained, total `seconds` of training, `epoch_seconds` (the median epoch's wall
+    time: less swayed than the total by a burst of load on a shared machine), and
+    `best_val_loss` / `best_epoch` when there is a validation set."""
     pairs = _pairs(runs)
     if labels is not None and len(labels) != len(pairs):
         raise ValueError(f"labels has {len(labels)} entries for {len(pairs)} runs")
     rows = []
     for i, (spec, result) in enumerate(pairs):
         hist = pd.DataFrame(result.history)
-        row = _describe(spec, keys, labels[i] if labels else None)
+        row = _describe(spec, keys, labels[i] if labels else None, extra)
         last = hist.iloc[-1] if len(hist) else pd.Series(dtype=float)
         row["epochs"] = int(last["epoch"]) if "epoch" in last else 0
         for m in METRICS:
@@ -195,6 +200,8 @@ def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | Non
                 row[m] = float(last[m])
         total = getattr(result, "seconds", None)
         row["seconds"] = float(total) if total is not None else float(hist["seconds"].sum())
+        if "seconds" in hist and len(hist):
+            row["epoch_seconds"] = float(hist["seconds"].median())
         if "val_loss" in hist and hist["val_loss"].notna().any():
             best = hist["val_loss"].idxmin()
             row["best_val_loss"] = float(hist.loc[best, "val_loss"])
@@ -258,3 +265,38 @@ def first_reach(history: pd.DataFrame, metric: str, target: float, by: str = "la
         hit = part[metric] <= target if below else part[metric] >= target
         out[name] = float(part.loc[hit, x].iloc[0]) if hit.any() else math.nan
     return pd.Series(out, name=f"{x} to {metric} {'<=' if below else '>='} {target:g}")
+
+
+def trend(finals: pd.DataFrame, value: str, along: str, within: str | None = None, increasing: bool = True,
+          tol: float = 0.0) -> pd.Series:
+    """Per group of `within` (or for the whole frame): does `value` rise (or fall) as `along` grows?
+
+    Rows are sorted by `along`; a step the wrong way of at most `tol` times the previous value
+    is forgiven (a relative tolerance, for noisy numbers such as wall time). Example: does the
+    final training loss fall with width at every depth —
+    `trend(finals, "train_loss", along="width", within="depth", increasing=False)`.
+    """
+    missing = [c for c in (value, along, within) if c and c not in finals.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the frame; it has {list(finals.columns)}")
+    groups = finals.groupby(within, sort=True) if within else [("all", finals)]
+    out = {}
+    for name, part in groups:
+        v = part.sort_values(along)[value].to_numpy(dtype=float)
+        if np.isnan(v).any():
+            out[name] = False
+            continue
+        step = np.diff(v) if increasing else -np.diff(v)
+        out[name] = bool((step >= -tol * np.abs(v[:-1])).all())
+    return pd.Series(out, name=f"{value} {'rises' if increasing else 'falls'} with {along}")
+
+
+def verdict(holds, enough: bool = True) -> bool | None:
+    """A claim's verdict: None (undecided) when the runs are too small to say, else a plain bool."""
+    return None if not enough else bool(holds)
+
+
+def listing(values: Mapping | pd.Series, fmt: str = "{:.3f}") -> str:
+    """`name value, name value, ...` for the evidence column of a claims table (NaN shows as `never`)."""
+    items = values.items()
+    return ", ".join(f"{k} {'never' if isinstance(v, float) and math.isnan(v) else fmt.format(v)}" for k, v in items)

@@ -63,23 +63,30 @@ def metric_curves(
     xlabel: str | None = None,
     ylabels: dict[str, str] | None = None,
     logx: bool = False,
-    logy: bool = False,
+    logy: bool | Sequence[str] = False,
     sharey: str | bool = "row",
     title: str | None = None,
     height: float = 3.0,
+    categorical: bool = False,
 ):
     """Learning curves with every axis labelled: one row per metric, one column per value of `col`
     (or one panel per metric when `col` is None), one line per value of `hue`.
 
     `x` may be `epoch` or `elapsed` (wall time, seconds); `xlabel` / `ylabels` override the
     default labels (e.g. to name the loss and its unit). Panels of a row share their y axis, so
-    columns compare at a glance.
+    columns compare at a glance. `logy`: True for every panel, or the metrics to draw on a log
+    scale (e.g. the losses but not the accuracies). `categorical`: colour a numeric `hue` (batch
+    sizes, say) with distinct colours instead of one graded ramp.
     """
     metrics = [m for m in metrics if m in frame.columns]
     if not metrics:
         raise ValueError(f"none of the metrics is in the frame; it has {list(frame.columns)}")
     ylabels = {m: (ylabels or {}).get(m, label(m)) for m in metrics}
     ids = [c for c in dict.fromkeys([hue, col, x]) if c]
+    if categorical and hue in frame.columns:
+        order = list(dict.fromkeys(frame[hue]))
+        frame = frame.assign(**{hue: pd.Categorical(frame[hue].astype(str), [str(v) for v in order])})
+    log_metrics = set(metrics) if logy is True else set(logy or ())
     long = frame.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
     many = long[x].nunique() >= 15
     if col is None:
@@ -104,11 +111,30 @@ def metric_curves(
         ax.set_xlabel(xlabel or label(x))
     if logx:
         g.set(xscale="log")
-    if logy:
-        g.set(yscale="log")
+    from matplotlib.ticker import MaxNLocator
+
+    for i, row in enumerate(g.axes):
+        for j, ax in enumerate(row):
+            if (metrics[j] if col is None else metrics[i]) in log_metrics:
+                ax.set_yscale("log")
+                _plain_log_ticks(ax.yaxis)
+    for ax in g.axes.flat:
+        if x == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if logx:
+            _plain_log_ticks(ax.xaxis)
     if title:
         g.figure.suptitle(title, y=1.03)
     return g
+
+
+def _plain_log_ticks(axis) -> None:
+    """Log-axis ticks at 1, 2 and 5 times powers of ten, written as plain numbers (0.2, not 2×10⁻¹)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def metric_vs_params(
@@ -133,6 +159,7 @@ def metric_vs_params(
             ax.plot(part[x], part[y], color=sns.color_palette("colorblind")[i % 10], alpha=0.4, lw=1)
     if logx:
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("trainable parameters (count, log scale)" if x == "params" else label(x))
     ax.set_ylabel(ylabel or label(y))
     if title:
