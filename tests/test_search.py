@@ -201,3 +201,12 @@ def test_sweep_figures_draw(toy_root):
     assert "validation accuracy" in figs[0].axes[0].get_ylabel()
     with pytest.raises(ValueError, match="no column 'width'"):
         ps.parallel_coordinates(frame, ["width"])
+
+
+def test_last_gain_per_run():
+    hist = pd.DataFrame({"key": ["a", "a", "a", "b", "b", "c"], "epoch": [1, 3, 2, 1, 2, 1],
+                         "val_acc": [0.5, 0.7, 0.6, 0.8, 0.75, 0.3]})
+    gain = search.last_gain(hist)
+    assert gain["a"] == pytest.approx(0.1) and gain["b"] == pytest.approx(-0.05) and np.isnan(gain["c"])
+    with pytest.raises(ValueError, match="no 'val_loss'"):
+        search.last_gain(hist, metric="val_loss")

@@ -126,8 +126,8 @@ def sample(n: int, seed: int = 0, space: Mapping[str, Sequence] = SPACE, per_sha
 
 
 def spec_dict(config: Mapping, *, dataset: str = "fashion-mnist", train_size: int | None = None,
-              val_size: int = 0, seed: int = 0, device: str = "auto", loss: str = "ce",
-              epochs: int | None = None, eval_test: bool = True) -> dict:
+              val_size: int = 0, test_size: int | None = None, seed: int = 0, device: str = "auto",
+              loss: str = "ce", epochs: int | None = None, eval_test: bool = True) -> dict:
     """The RunSpec fields of one configuration (a row of `sample`, or a dict with its keys).
 
     `epochs` overrides the configuration's own epochs (a smoke profile's cap).
@@ -137,7 +137,7 @@ def spec_dict(config: Mapping, *, dataset: str = "fashion-mnist", train_size: in
         raise ValueError(f"config is not valid: it lacks {', '.join(missing)}; give every key of search.SPACE")
     init = validate.choice("init", config["init"], INITS)
     return {
-        "dataset": dataset, "train_size": train_size, "val_size": val_size, "model": "mlp",
+        "dataset": dataset, "train_size": train_size, "val_size": val_size, "test_size": test_size, "model": "mlp",
         "hidden": [int(config["width"])] * int(config["layers"]), "activation": str(config["activation"]),
         "init": INITS[init], "optimizer": str(config["optimizer"]), "lr": float(config["lr"]),
         "weight_decay": float(config["weight_decay"]), "batch_size": int(config["batch_size"]),
@@ -290,5 +290,16 @@ def matches(config: Mapping, reference: Mapping) -> dict[str, bool]:
     return out
 
 
+def last_gain(history: pd.DataFrame, metric: str = "val_acc", key: str = "key") -> pd.Series:
+    """Per run (`key`), how much `metric` changed over its last epoch: a run still climbing at the
+    end (gain > 0) had not converged. NaN for runs with a single epoch. `history` is the long
+    per-epoch table of `runs.histories`."""
+    for col in (metric, key, "epoch"):
+        if col not in history.columns:
+            raise ValueError(f"history is not valid: it has no {col!r} column")
+    ordered = history.sort_values([key, "epoch"], kind="stable")
+    return ordered.groupby(key, sort=False)[metric].apply(lambda v: v.iloc[-1] - v.iloc[-2] if len(v) > 1 else np.nan)
+
+
 __all__ = ["SPACE", "INITS", "MEMBER_KEYS", "check_space", "space_size", "sample", "spec_dict", "spec_dicts",
-           "attach", "importance", "level_effects", "level_means", "best", "recommend", "share", "matches"]
+           "attach", "importance", "level_effects", "level_means", "best", "recommend", "share", "matches", "last_gain"]
