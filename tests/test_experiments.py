@@ -54,6 +54,8 @@ def test_vary_one_field_with_per_value_overrides():
         ex.vary(BASE, "optimizer", {"sgd": 0.1})
     with pytest.raises(ValueError, match="batch_size="):
         ex.vary(BASE, "batch_size", 10)
+    with pytest.raises(ValueError, match="batch_sizes="):
+        ex.vary(BASE, "batch_size", "[10, 20]", param="batch_sizes")
 
 
 def test_hidden_layers_are_depth_times_width():

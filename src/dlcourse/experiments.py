@@ -48,16 +48,17 @@ def grid(base: Mapping, **axes: Sequence) -> list[dict]:
     return [{**base, **dict(zip(names, combo))} for combo in itertools.product(*(axes[n] for n in names))]
 
 
-def vary(base: Mapping, field: str, values: Sequence, **fixed) -> list[dict]:
+def vary(base: Mapping, field: str, values: Sequence, *, param: str | None = None, **fixed) -> list[dict]:
     """One spec dict per value of `field`, the rest taken from `base` (plus `fixed` overrides).
 
     `values` may be a list, or a mapping value -> dict of extra overrides for that value only
-    (e.g. a learning rate per optimizer: `{"sgd": {"lr": 0.1}, "adam": {}}`).
+    (e.g. a learning rate per optimizer: `{"sgd": {"lr": 0.1}, "adam": {}}`). `param` is the
+    notebook parameter that holds `values`, named in the error when they are not a list.
     """
     if isinstance(values, Mapping):
         items = list(values.items())
     else:
-        grid({}, **{field: values})  # the same check of the list
+        grid({}, **{param or field: values})  # the same check of the list
         items = [(v, {}) for v in values]
     out = []
     for value, extra in items:
