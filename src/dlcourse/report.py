@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+# Claims and evidence are sentences: the book shows them whole, not cut at 50 characters.
+pd.set_option("display.max_colwidth", None)
+
 
 @dataclass(frozen=True)
 class Claim:
