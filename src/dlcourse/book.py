@@ -8,6 +8,7 @@ in `notebooks/`, so a lab added or removed needs no hand edit of the table of co
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from . import labs as labs_mod
 
+_log = functools.partial(print, flush=True)
 TOC_HEADER = "# Written by `dlcourse book` from the labs found in notebooks/ (see src/dlcourse/book.py).\n"
 
 
@@ -62,7 +64,7 @@ def stale_labs(root: str | os.PathLike, profile: str = "laptop", *, force: bool 
 
 
 def run_labs(root: str | os.PathLike, profile: str = "laptop", *, force: bool = False,
-             timeout: float | None = labs_mod.DEFAULT_TIMEOUT, progress: bool = False, log=print) -> list[str]:
+             timeout: float | None = labs_mod.DEFAULT_TIMEOUT, progress: bool = False, log=_log) -> list[str]:
     """Execute the stale labs; return the names executed. All are tried; failures raise one LabError."""
     root = Path(root)
     labs = labs_mod.discover(root)
@@ -74,13 +76,14 @@ def run_labs(root: str | os.PathLike, profile: str = "laptop", *, force: bool = 
     log(f"labs: {len(labs) - len(todo)} current, {len(todo)} to execute (profile {profile})")
     failures = []
     for lab, params in todo:
+        log(f"  {lab.stem}: executing ...")
         start = time.perf_counter()
         try:
             labs_mod.execute(lab, params, out_dir, root=root, timeout=timeout, progress=progress,
                              profile=str(profile), fingerprint=fingerprint)
-            log(f"  {lab.stem}: executed in {time.perf_counter() - start:.0f} s")
+            log(f"  {lab.stem}: done in {time.perf_counter() - start:.0f} s")
         except labs_mod.LabError as exc:
-            log(f"  {lab.stem}: FAILED")
+            log(f"  {lab.stem}: FAILED after {time.perf_counter() - start:.0f} s")
             failures.append(str(exc))
     if failures:
         raise labs_mod.LabError("\n".join(failures))
@@ -95,7 +98,7 @@ def jupyter_book(root: str | os.PathLike, *extra: str) -> int:
 
 
 def build(root: str | os.PathLike, profile: str = "laptop", *, force: bool = False,
-          timeout: float | None = labs_mod.DEFAULT_TIMEOUT, progress: bool = False, log=print) -> Path:
+          timeout: float | None = labs_mod.DEFAULT_TIMEOUT, progress: bool = False, log=_log) -> Path:
     """Execute the stale labs, write `_toc.yml`, build the HTML book; return the folder of index.html."""
     root = Path(root).resolve()
     run_labs(root, profile, force=force, timeout=timeout, progress=progress, log=log)

@@ -304,7 +304,10 @@ def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | o
             nb = papermill.execute_notebook(
                 str(lab.path), str(tmp), parameters=params, kernel_name=kernel_name(),
                 cwd=str(Path(root or default_root()).resolve()), progress_bar=progress,
-                execution_timeout=timeout or None, start_timeout=120)
+                execution_timeout=timeout or None, start_timeout=120,
+                # The kernel's own log (not the notebook's output): quiet its warning about
+                # unencrypted TCP on localhost, printed on every start.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except PapermillExecutionError as exc:
             line = _first_line(exc.source)
             raise LabError(f"{lab.stem} failed in cell {exc.cell_index} ({line!r}): {exc.ename}: {exc.evalue}",
