@@ -32,7 +32,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     root = data_root()
     os.environ["DLCOURSE_DATA"] = str(root)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, data {root}, "

@@ -118,6 +118,17 @@ def test_a_diverging_member_stops_alone(toy_root):
     assert "test_acc" not in hists[1].epochs or hists[1].epochs["test_acc"].isna().all()
 
 
+def test_adam_steps_with_torchs_fused_kernel_per_member():
+    w = torch.randn(2, 3, 4, requires_grad=True)
+    opt = stacked.make_optimizer("adam", [w], [1e-2, 1e-3], [0.9, 0.9], [0.0, 0.0])
+    assert isinstance(opt, stacked.PerMemberTorch) and all(o.defaults["fused"] for o in opt.opts)
+    before = w.detach().clone()
+    w.grad = torch.ones_like(w)
+    opt.step()
+    torch.testing.assert_close(before - w.detach(), torch.tensor([1e-2, 1e-3]).view(2, 1, 1).expand(2, 3, 4))
+    assert isinstance(stacked.make_optimizer("nadam", [w], [1e-2] * 2, [0.9] * 2, [0.0] * 2), stacked.StackedOptimizer)
+
+
 def test_supports_and_bad_arguments():
     assert stacked.supports(models.mlp([8])) is None
     assert "BatchNorm1d" in stacked.supports(models.mlp([8], batchnorm=True))
@@ -171,3 +182,16 @@ def test_stacked_sweep_stores_each_member_and_falls_back(toy_root, monkeypatch):
     for a, b in zip(seq["result"], df["result"][:6]):
         assert list(a.history.columns) == list(b.history.columns)
         assert a.history["train_loss"].tolist() == pytest.approx(b.history["train_loss"].tolist(), rel=1e-3)
+
+
+def test_stacked_sweep_recomputes_a_corrupt_member_once(toy_root, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_DATA", str(toy_root))
+    base = dict(dataset="mnist", train_size=100, test_size=50, hidden=[8], batch_size=50, device="cpu")
+    specs = [runs.RunSpec.from_dict({**base, "seed": s}) for s in range(3)]
+    first = runs.sweep(specs, backend="stacked", progress=False)
+    (first["result"][1].path / "history.csv").write_text("epoch\n")
+    with pytest.warns(runs.CacheWarning) as caught:
+        again = runs.sweep(specs, backend="stacked", progress=False)
+    assert len(caught) == 1 and specs[1].key in str(caught[0].message)
+    assert again["cached"].tolist() == [True, False, True]
+    assert runs.sweep(specs, backend="stacked", progress=False)["cached"].all()

@@ -494,7 +494,7 @@ def _train_stack(specs: list[RunSpec], keys: list[str], store: Store, root, prog
 
 
 def _row(result: Result) -> dict:
-    return {"key": result.key, **result.spec.to_dict(), **result.metrics, "seconds": result.seconds,
+    return {"key": result.key, **dataclasses.asdict(result.spec), **result.metrics, "seconds": result.seconds,
             "cached": result.cached, "backend": result.env.get("backend"), "result": result}
 
 
@@ -557,9 +557,7 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str = "local", *, force: 
             batches = [[key] for key in todo]
         for batch in batches:
             if len(batch) == 1:
-                key = batch[0]
-                if key in corrupt:
-                    _warn_corrupt(store, key, corrupt.pop(key))
+                key = batch[0]  # run() reports a corrupt entry itself
                 before = sum(_TRAINED.values())
                 results[key] = run(unique[key], force=force, cache=store.root, root=root)
                 advance(1, cached=int(sum(_TRAINED.values()) == before))
@@ -605,8 +603,8 @@ def histories(df: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for result in df["result"]:
         h = result.history.copy()
-        for name, value in result.spec.to_dict().items():
-            h[name] = [tuple(value)] * len(h) if isinstance(value, list) else value
+        for name, value in dataclasses.asdict(result.spec).items():
+            h[name] = [value] * len(h) if isinstance(value, tuple) else value
         h["key"] = result.key
         frames.append(h)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
