@@ -195,3 +195,28 @@ def test_rank_correlation_and_half_gains():
     assert low == pytest.approx(0.15) and high == pytest.approx(0.006)
     with pytest.raises(ValueError, match="3"):
         landscape.half_gains([1, 2], [1, 2])
+
+
+def test_figures_draw_with_labelled_axes():
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from dlcourse.plots import landscape as lplots
+
+    alpha = landscape.alpha_grid((-1, 2), 7)
+    curve = pd.concat([pd.DataFrame({"alpha": alpha, "set": s, "loss": (alpha - 0.5) ** 2 + k, "acc": 0.9 - 0.1 * k,
+                                     "pair": p}) for k, s in enumerate(["train", "test"]) for p in ["x", "y"]])
+    fig = lplots.interpolation(curve, row="pair", names={"x": ["a1", "b1"], "y": ["a2", "b2"]})
+    assert len(fig.axes) == 4 and fig.axes[0].get_title() == "x: a = a1, b = b1"
+    assert all(ax.get_xlabel().startswith("α") and ax.get_ylabel() for ax in fig.axes)
+    frame = pd.DataFrame({"batch_size": [64, 512, 4096], "sensitivity": [0.1, 0.2, 0.15], "train_loss": [0.1, 0.2, 0.3],
+                          "test_loss": [0.2, 0.3, 0.4], "train_acc": [0.99, 0.95, 0.9], "test_acc": [0.95, 0.93, 0.88],
+                          "params": [10, 100, 1000]})
+    fig = lplots.sensitivity_panels(frame)
+    assert len(fig.axes) == 3 and all(ax.get_xscale() == "log" and "batch size" in ax.get_xlabel() for ax in fig.axes)
+    assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
+    fig = lplots.parameter_panels(frame)
+    assert [ax.get_ylabel() for ax in fig.axes] == [lplots.LOSS_AXIS, lplots.ACC_AXIS]
+    plt.close("all")

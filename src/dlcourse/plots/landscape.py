@@ -17,10 +17,11 @@ from . import label
 
 LOSS_AXIS = "cross-entropy loss (nats)"
 ACC_AXIS = "accuracy (fraction correct)"
-SENS_AXIS = "input sensitivity ‖∂p/∂x‖_F (per image)"
+SENS_AXIS = r"sensitivity, mean $\Vert\partial p/\partial x\Vert_F$"
 X_LABELS = {
     "batch_size": "batch size (images per step, log scale)",
     "parameters": "number of parameters (log scale)",
+    "params": "number of parameters (log scale)",
     "alpha": "α  (0 = model a, 1 = model b)",
 }
 
@@ -31,27 +32,26 @@ def interpolation(curve: pd.DataFrame, row: str | None = None, names: Mapping[st
 
     `curve`: the long frame of `analysis.landscape.interpolation_curve` (alpha, set, loss, acc),
     with an extra column named by `row` when it holds several pairs (one row of panels each).
-    `names`: per row value, the names of model a and b, written at alpha = 0 and 1.
+    `names`: per row value, the names of model a and b, written in the panel titles.
     """
     rows = [None] if row is None else list(dict.fromkeys(curve[row]))
-    fig, axes = plt.subplots(len(rows), 2, figsize=(9.5, height * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, height * len(rows)), squeeze=False)
     for i, r in enumerate(rows):
         part = curve if r is None else curve[curve[row] == r]
+        heading = "" if r is None else f"{r}: "
+        if names is not None and r in names:
+            heading += f"a = {names[r][0]}, b = {names[r][1]}"
         for j, (metric, ylabel) in enumerate((("loss", LOSS_AXIS), ("acc", ACC_AXIS))):
             ax = axes[i, j]
             sns.lineplot(data=part, x="alpha", y=metric, hue="set", style="set", markers=True, dashes=False, ax=ax)
             for a in (0.0, 1.0):
                 ax.axvline(a, color="0.6", lw=0.8, ls="--", zorder=0)
-            if names is not None and r in names:
-                for a, text in zip((0.0, 1.0), names[r]):
-                    ax.annotate(text, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12),
-                                textcoords="offset points", fontsize=8, color="0.3")
             if metric == "loss" and part["loss"].max() > 20 * max(part["loss"].min(), 1e-3):
                 ax.set_yscale("log")
-                ylabel += ", log scale"
+                ylabel = "loss (nats, log scale)"
             ax.set_xlabel(X_LABELS["alpha"])
             ax.set_ylabel(ylabel)
-            ax.set_title(f"{r}" if r is not None else ("loss" if metric == "loss" else "accuracy"), fontsize=10)
+            ax.set_title(heading.rstrip(": ") or ("loss" if metric == "loss" else "accuracy"), fontsize=10)
             ax.legend(title=None, fontsize=8)
     if title:
         fig.suptitle(title, y=1.0)
@@ -96,7 +96,7 @@ def sensitivity_panels(frame: pd.DataFrame, x: str = "batch_size", title: str | 
                               ACC_AXIS: ["train_acc", "test_acc"]}, title=title)
 
 
-def parameter_panels(frame: pd.DataFrame, x: str = "parameters", title: str | None = None):
+def parameter_panels(frame: pd.DataFrame, x: str = "params", title: str | None = None):
     """Train/test loss and accuracy against the number of parameters (one row per model)."""
     return against(frame, x, {LOSS_AXIS: ["train_loss", "test_loss"], ACC_AXIS: ["train_acc", "test_acc"]},
                    title=title)
