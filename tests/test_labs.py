@@ -213,7 +213,7 @@ def test_kernel_runs_this_python():
     from jupyter_client.kernelspec import KernelSpecManager
 
     argv0 = KernelSpecManager().get_kernel_spec(labs.kernel_name()).argv[0]
-    assert argv0 in ("python", "python3") or os.path.realpath(argv0) == os.path.realpath(sys.executable)
+    assert argv0 in ("python", "python3") or os.path.abspath(argv0) == os.path.abspath(sys.executable)
 
 
 # ----------------------------------------------------------------------------- a real lab, bad values

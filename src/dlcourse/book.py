@@ -112,6 +112,7 @@ def build(root: str | os.PathLike, profile: str = "laptop", *, force: bool = Fal
 
 
 def _book(args) -> int:
+    labs_mod.exit_on_sigterm()
     root = Path(args.root) if args.root else labs_mod.default_root()
     build(root, args.profile, force=args.force, timeout=args.timeout, progress=args.progress)
     return 0

@@ -245,14 +245,14 @@ def kernel_name() -> str:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     manager = KernelSpecManager()
-    here = os.path.realpath(sys.executable)
+    here = os.path.abspath(sys.executable)  # not realpath: venvs share their base interpreter
     for name in ("python3", "dlcourse"):
         try:
             argv0 = manager.get_kernel_spec(name).argv[0]
         except NoSuchKernel:
             continue
         if argv0 in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}") or \
-                os.path.realpath(argv0) == here:
+                os.path.abspath(argv0) == here:
             return name
     from ipykernel.kernelspec import install
 
@@ -347,7 +347,15 @@ def _list(args) -> int:
     return 0
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (kill, CI timeouts) into SystemExit so that temporaries and kernels are cleaned up."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def _run(args) -> int:
+    exit_on_sigterm()
     labs = discover(args.root)
     chosen = select(args.names, labs)
     if not chosen:
