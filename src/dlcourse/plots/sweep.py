@@ -190,7 +190,7 @@ def confusion_matrices(matrices: Mapping[str, pd.DataFrame], normalized: bool = 
         raise ValueError("matrices is not valid: give at least one confusion matrix")
     n_classes = max(len(m) for m in matrices.values())
     size = 0.5 * n_classes + 2
-    fig, axes = plt.subplots(1, k, figsize=(size * k, size), squeeze=False)
+    fig, axes = plt.subplots(1, k, figsize=(size * k, 0.8 * size), squeeze=False)
     for ax, (name, cm) in zip(axes[0], matrices.items()):
         values = cm * 100 if normalized else cm
         sns.heatmap(values, annot=annot, fmt=".0f" if normalized else "d", cmap="Blues", cbar=True, square=True,
