@@ -220,3 +220,23 @@ def test_figures_draw_with_labelled_axes():
     fig = lplots.parameter_panels(frame)
     assert [ax.get_ylabel() for ax in fig.axes] == [lplots.LOSS_AXIS, lplots.ACC_AXIS]
     plt.close("all")
+
+
+def test_train_vs_heldout_draws_both_sets():
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from dlcourse.plots import landscape as lplots
+
+    hist = pd.DataFrame({"epoch": [1, 2, 1, 2], "labels": ["random", "random", "true", "true"],
+                         "train_loss": [2.3, 1.0, 1.0, 0.1], "val_loss": [2.3, 3.0, 0.5, 0.4],
+                         "train_acc": [0.1, 0.6, 0.7, 0.99], "val_acc": [0.1, 0.1, 0.85, 0.9]})
+    fig = lplots.train_vs_heldout(hist, hue="labels")
+    loss_ax, acc_ax = fig.axes
+    assert loss_ax.get_ylabel() == lplots.LOSS_AXIS and acc_ax.get_xlabel() == "epoch"
+    assert len(loss_ax.get_lines()) >= 4  # two runs x two sets
+    with pytest.raises(ValueError, match="test_loss"):
+        lplots.train_vs_heldout(hist, hue="labels", held_out="test")
+    plt.close("all")

@@ -3,6 +3,8 @@
 - `interpolation`: loss and accuracy of theta(alpha), train and test, one row of panels per pair.
 - `against`: panels of metrics against one quantity (batch size, parameter count), log x axis;
   `sensitivity_panels` and `parameter_panels` are its two uses.
+- `train_vs_heldout`: loss and accuracy per epoch on the training and a held-out set, one colour
+  per run (the random-label experiment).
 """
 
 from __future__ import annotations
@@ -100,3 +102,27 @@ def parameter_panels(frame: pd.DataFrame, x: str = "params", title: str | None =
     """Train/test loss and accuracy against the number of parameters (one row per model)."""
     return against(frame, x, {LOSS_AXIS: ["train_loss", "test_loss"], ACC_AXIS: ["train_acc", "test_acc"]},
                    title=title)
+
+
+def train_vs_heldout(history: pd.DataFrame, hue: str = "label", held_out: str = "val", x: str = "epoch",
+                     held_out_name: str = "held-out", title: str | None = None, height: float = 3.0):
+    """Loss (left) and accuracy (right) per epoch: colour = run (`hue`), solid = training set,
+    dashed = the held-out set whose columns start with `held_out` (`val` or `test`)."""
+    missing = [c for c in (hue, x, "train_loss", f"{held_out}_loss") if c not in history.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the frame; it has {list(history.columns)}")
+    fig, axes = plt.subplots(1, 2, figsize=(10, height), squeeze=False)
+    for ax, (metric, ylabel) in zip(axes[0], (("loss", LOSS_AXIS), ("acc", ACC_AXIS))):
+        cols = {f"train_{metric}": "training", f"{held_out}_{metric}": held_out_name}
+        long = history.melt(id_vars=[hue, x], value_vars=[c for c in cols if c in history.columns],
+                            var_name="set", value_name=metric)
+        long["set"] = long["set"].map(cols)
+        sns.lineplot(data=long, x=x, y=metric, hue=hue, style="set", ax=ax)
+        ax.set_xlabel(label(x))
+        ax.set_ylabel(ylabel)
+    axes[0, 0].get_legend().remove()
+    axes[0, 1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    if title:
+        fig.suptitle(title, y=1.0)
+    fig.tight_layout()
+    return fig
