@@ -92,7 +92,9 @@ def test_book_builds_cleanly(course):
         assert (root / "book" / "labs" / lab.path.name).exists()
         assert (html / "book" / "labs" / f"{lab.stem}.html").exists()
     assert not list((root / "book" / "labs").glob(".*")), "temporary notebooks were left behind"
-    assert seconds < 180, f"the smoke book took {seconds:.0f} s (budget: 3 min)"
+    # The budget is 3 minutes on 2 idle cores; the bound leaves room for a busy CI machine and
+    # catches what matters: a lab whose smoke section is missing runs at laptop scale (many minutes).
+    assert seconds < 300, f"the smoke book took {seconds:.0f} s (budget: 3 min)"
 
 
 def test_rebuild_with_nothing_changed_executes_nothing(course):
