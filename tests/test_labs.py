@@ -218,28 +218,30 @@ def test_kernel_runs_this_python():
 
 # ----------------------------------------------------------------------------- a real lab, bad values
 
-def _real_lab_with_list_parameter():
-    """The first lab in notebooks/ with a list parameter, and that parameter's name."""
+def _real_lab_with(kind: str):
+    """The first lab in notebooks/ with a list parameter (kind "list") or an `lr` (kind "lr"): (lab, bad -p)."""
     import papermill
 
     for lab in labs.discover(REPO):
         for name, info in papermill.inspect_notebook(str(lab.path)).items():
-            if info["inferred_type_name"].startswith(("list", "tuple")) or info["default"].lstrip().startswith("["):
-                return lab, name
-    return None, None
+            if kind == "list" and info["default"].lstrip().startswith("["):
+                return lab, name, f"{name}=not-a-list"
+            if kind == "lr" and name == "lr":
+                return lab, name, "lr=-1"
+    return None, None, None
 
 
-def test_real_lab_rejects_a_string_where_a_list_belongs(tmp_path, capsys):
-    lab, name = _real_lab_with_list_parameter()
+@pytest.mark.parametrize("kind", ["list", "lr"])
+def test_real_lab_rejects_bad_values_in_the_validation_cell(kind, tmp_path, capsys):
+    lab, name, override = _real_lab_with(kind)
     if lab is None:
-        pytest.skip("no lab notebook with a list parameter in notebooks/ yet")
+        pytest.skip(f"no lab notebook in notebooks/ with a parameter of kind {kind!r} yet")
     out = tmp_path / "out"
     code, text = run_cli(capsys, "labs", "run", lab.name, "--root", str(REPO), "--profile", "smoke", "-q",
-                         "--out", str(out), "--timeout", "300", "-p", f"{name}=not-a-list")
+                         "--out", str(out), "--timeout", "300", "-p", override)
     assert code != 0, text
-    assert "ValueError" in text and name in text, text
+    assert "ValueError" in text and f"{name}=" in text, text
     assert not out.exists() or not list(out.iterdir())
     nb = nbformat.read(lab.path, as_version=4)
     params_index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     assert f"failed in cell {params_index + 2} " in text, text  # right after the injected parameters
-
