@@ -314,7 +314,7 @@ _WORKER = textwrap.dedent("""
     specs = [runs.RunSpec.from_dict(spec) for spec in SPECS]
     print("ready", flush=True)
     sys.stdin.readline()  # wait for "go": workers start (import torch) ahead of their turn
-    runs.sweep(specs, backend=backend, progress=False)
+    runs.sweep(specs, backend=backend, progress=False, max_stack=3)
     print("finished", flush=True)
 """)
 
@@ -336,14 +336,17 @@ def _finished_seeds(store: cache.Store) -> set[int]:
 def test_sweep_killed_with_sigkill_resumes_without_retraining(toy_env, tmp_path, monkeypatch):
     """Five sweeps (local and stacked) are SIGKILLed at random moments; after each, every entry
     validates and no finished run was trained again; a final sweep completes the rest."""
-    specs = _kill_specs(12)
+    # Sized so that no worker can finish inside its kill window (at most 1 s): each training call
+    # sleeps 0.3 s and stacks hold 3 runs, so the five windows finish at most 27 of the 30 runs.
+    n = 30
+    specs = _kill_specs(n)
     script = tmp_path / "worker.py"
     script.write_text(_WORKER.replace("SPECS", repr(specs)))
     cache_dir = tmp_path / "kcache"
     monkeypatch.setenv("DLCOURSE_CACHE", str(cache_dir))
     store = cache.Store(cache_dir)
     backends = ["local", "local", "stacked", "local", "stacked"]
-    workers = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"log{i}.txt"), b, "0.05"],
+    workers = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"log{i}.txt"), b, "0.3"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
                for i, b in enumerate(backends)]
     rng = random.Random(1234)
@@ -374,8 +377,9 @@ def test_sweep_killed_with_sigkill_resumes_without_retraining(toy_env, tmp_path,
     monkeypatch.setattr(train, "fit", lambda *a, **k: trained.append(k["seed"]) or real_fit(*a, **k))
     df = runs.sweep([runs.RunSpec.from_dict(s) for s in specs], progress=False)
     assert not set(trained) & finished_before
-    assert len(trained) == 12 - len(finished_before) == (~df["cached"]).sum()
-    assert _finished_seeds(store) == set(range(12))
+    assert len(trained) == n - len(finished_before) == (~df["cached"]).sum()
+    assert 0 < len(trained)  # the kills really interrupted the sweeps
+    assert _finished_seeds(store) == set(range(n))
     assert store.partial() == []
 
 
