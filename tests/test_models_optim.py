@@ -106,3 +106,22 @@ def test_optimizer_bad_arguments(kwargs, match):
     args = {"name": "adam", "lr": 0.01} | kwargs
     with pytest.raises(ValueError, match=match):
         optim.make(args.pop("name"), [nn.Parameter(torch.zeros(1))], **args)
+
+
+def test_lean_adam_matches_torch_adam_bit_for_bit():
+    results = []
+    for cls in (torch.optim.Adam, optim.LeanAdam):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+        opt = cls(model.parameters(), lr=0.01, weight_decay=1e-3, fused=True)
+        for step in range(20):
+            x = torch.randn(8, 6, generator=torch.Generator().manual_seed(step))
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+        results.append((model, opt))
+    (ref, ref_opt), (lean, lean_opt) = results
+    assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), lean.parameters()))
+    for a, b in zip(ref_opt.state.values(), lean_opt.state.values()):
+        assert all(torch.equal(a[k], b[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    assert isinstance(optim.make("adam", lean.parameters()), optim.LeanAdam)

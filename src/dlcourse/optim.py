@@ -25,6 +25,46 @@ def check(name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
     return name
 
 
+class LeanAdam(torch.optim.Adam):
+    """torch.optim.Adam with fused=True whose `step` calls the same fused kernel directly.
+
+    With tiny models and small batches (batch 10 of an MNIST MLP) the Python bookkeeping of
+    `Optimizer.step` costs as much as the kernel itself. This step does only what the fused
+    path needs for plain Adam (no amsgrad, maximize, closure, grad scaling or capturable) and
+    falls back to torch's own step for anything else; states and results are identical
+    (tests/test_models_optim.py compares them bit for bit).
+    """
+
+    _kernel = getattr(torch, "_fused_adam_", None)
+
+    def _lean(self, group) -> bool:
+        return (self._kernel is not None and group.get("fused") and not group["amsgrad"] and not group["maximize"]
+                and not group["capturable"] and not group["differentiable"] and not torch.is_tensor(group["lr"]))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None or not all(self._lean(g) for g in self.param_groups):
+            return super().step(closure)
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            states = [self.state[p] for p in params]
+            for p, st in zip(params, states):
+                if not st:  # the same initial state as torch.optim.Adam._init_group
+                    st["step"] = torch.tensor(0.0, dtype=torch.float32, device=p.device)
+                    st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            steps = [st["step"] for st in states]
+            torch._foreach_add_(steps, 1)
+            beta1, beta2 = group["betas"]
+            self._kernel(params, [p.grad for p in params], [st["exp_avg"] for st in states],
+                         [st["exp_avg_sq"] for st in states], [], steps, amsgrad=False, lr=group["lr"],
+                         beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+                         maximize=False)
+        return None
+
+
 def _fast_kernel(cls) -> dict:
     params = inspect.signature(cls.__init__).parameters
     return {"fused": True} if "fused" in params else {"foreach": True}
@@ -54,7 +94,7 @@ def make(
     elif name == "rmsprop":
         cls, kw = torch.optim.RMSprop, {}
     else:
-        cls, kw = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam, "adamw": torch.optim.AdamW}[name], {}
+        cls, kw = {"adam": LeanAdam, "nadam": torch.optim.NAdam, "adamw": torch.optim.AdamW}[name], {}
     kw.update(_fast_kernel(cls))
     if kw.get("fused") and params and params[0].device.type not in ("cpu", "cuda", "mps"):
         kw = {k: v for k, v in kw.items() if k != "fused"}

@@ -165,28 +165,33 @@ def fit(
     bar = tqdm(range(1, epochs + 1), desc=desc or "epochs", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for idx in batch_indices(n, batch_size, gen, device):
-            xb, yb = x[idx], y[idx]
+        batches = batch_indices(n, batch_size, gen, device)
+        losses, predictions = [], []  # per-step tensors, reduced once per epoch (no per-step sync)
+        for idx in batches:
+            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
             out = model(xb)
             batch_loss = fn(out, yb)
-            opt.zero_grad(set_to_none=True)
+            for p in params:  # zero_grad(set_to_none=True) without its bookkeeping
+                p.grad = None
             batch_loss.backward()
             if record_grad_norm:
                 step_norms.append(_grad_norm(params))
             opt.step()
-            detached = batch_loss.detach()
-            loss_sum += detached * len(idx)
+            losses.append(batch_loss.detach())
             if classify:
-                correct += (out.detach().argmax(1) == yb).sum()
-            if record_steps:
-                step_losses.append(detached)
+                predictions.append(out.detach().argmax(1))
             step += 1
             if snapshot_every and step % snapshot_every == 0:
                 snapshots.append((step, _snapshot(model)))
-        train_loss = float(loss_sum) / n
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": int(correct) / n if classify else math.nan}
+        epoch_losses = torch.stack(losses)
+        sizes = torch.tensor([len(b) for b in batches], dtype=epoch_losses.dtype, device=device)
+        train_loss = float((epoch_losses * sizes).sum()) / n
+        train_acc = math.nan
+        if classify:
+            train_acc = int((torch.cat(predictions) == y[torch.cat(batches)]).sum()) / n
+        if record_steps:
+            step_losses.extend(epoch_losses.unbind())
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
         if not math.isfinite(train_loss):
             diverged = True
         else:
