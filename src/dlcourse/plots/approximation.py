@@ -30,19 +30,29 @@ def _order(frame: pd.DataFrame, column: str) -> list:
     return list(dict.fromkeys(frame[column]))
 
 
+def _require(frame: pd.DataFrame, columns) -> None:
+    for c in columns:
+        if c is not None and c not in frame.columns:
+            raise ValueError(f"column {c!r} is not in the frame; it has {list(frame.columns)}")
+
+
+def _panels(frame: pd.DataFrame, hue: str, col: str | None, height: float):
+    """One panel per value of `col` (or a single one), and one fixed colour per value of `hue`."""
+    cols = [None] if col is None else _order(frame, col)
+    fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), height), squeeze=False)
+    palette = dict(zip(_order(frame, hue), sns.color_palette("colorblind")))
+    return fig, zip(axes[0], cols), palette
+
+
 def loss_curves(frame: pd.DataFrame, y: str = "train_loss", x: str = "epoch", hue: str = "label",
                 col: str | None = "function", title: str | None = None, height: float = 3.2):
     """`y` (a loss) against `x` on a log axis: one line per `hue`, one panel per `col` value.
 
     `frame`: one row per run and epoch (e.g. `experiments.history_frame`).
     """
-    for c in (x, y, hue, col):
-        if c is not None and c not in frame.columns:
-            raise ValueError(f"column {c!r} is not in the frame; it has {list(frame.columns)}")
-    cols = [None] if col is None else _order(frame, col)
-    fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), height), squeeze=False)
-    palette = dict(zip(_order(frame, hue), sns.color_palette("colorblind")))
-    for ax, c in zip(axes[0], cols):
+    _require(frame, (x, y, hue, col))
+    fig, panels, palette = _panels(frame, hue, col, height)
+    for ax, c in panels:
         part = frame if c is None else frame[frame[col] == c]
         sns.lineplot(data=part, x=x, y=y, hue=hue, palette=palette, lw=1.2, ax=ax, errorbar=None)
         ax.set_yscale("log")
@@ -63,13 +73,9 @@ def predictions(frame: pd.DataFrame, hue: str = "label", col: str | None = "func
     `frame`: the rows of `analysis.trajectory.predict_curve` (x, target, prediction) with a
     `hue` column naming the net and a `col` column naming the function.
     """
-    for c in ("x", "target", "prediction", hue, col):
-        if c is not None and c not in frame.columns:
-            raise ValueError(f"column {c!r} is not in the frame; it has {list(frame.columns)}")
-    cols = [None] if col is None else _order(frame, col)
-    fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), height), squeeze=False)
-    palette = dict(zip(_order(frame, hue), sns.color_palette("colorblind")))
-    for ax, c in zip(axes[0], cols):
+    _require(frame, ("x", "target", "prediction", hue, col))
+    fig, panels, palette = _panels(frame, hue, col, height)
+    for ax, c in panels:
         part = frame if c is None else frame[frame[col] == c]
         truth = part.drop_duplicates("x").sort_values("x")
         ax.plot(truth["x"], truth["target"], color="black", ls="--", lw=1.6, label="true function", zorder=5)
