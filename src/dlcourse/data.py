@@ -139,6 +139,12 @@ def _read_raw(name: str, root: str, mtime: float) -> tuple[torch.Tensor, torch.T
     return tuple(out)
 
 
+def _raw_tensors(name: str, place: Path):
+    """The cached raw tensors of `name` under `place`, re-read when the training file changes."""
+    raw = place / DATASETS[name].folder / "raw" / "train-images-idx3-ubyte"
+    return _read_raw(name, str(place), os.path.getmtime(raw))
+
+
 def _locate_or_download(name: str, root, download: bool) -> Path:
     place = find_root(name, root)
     if place is not None:
@@ -178,8 +184,7 @@ def load(
     validate.non_negative_int("val_size", val_size)
     device = resolve_device(device)
     place = _locate_or_download(name, root, download)
-    raw = place / DATASETS[name].folder / "raw" / "train-images-idx3-ubyte"
-    xtr, ytr, xte, yte = _read_raw(name, str(place), os.path.getmtime(raw))
+    xtr, ytr, xte, yte = _raw_tensors(name, place)
 
     n = xtr.shape[0]
     if val_size >= n:
@@ -258,9 +263,9 @@ def data_report(root=None) -> list[dict]:
                "where": str((place / source.folder / "raw").resolve()) if place else None,
                "looked": [str((p / source.folder / "raw").resolve()) for p in data_roots(root)]}
         if place is not None:
-            try:
-                ds = load(name, place, device="cpu", download=False)
-                row.update(train=len(ds.train), test=len(ds.test))
+            try:  # sizes from the raw tensors: no normalized float copies just to count images
+                xtr, _, xte, _ = _raw_tensors(name, place)
+                row.update(train=xtr.shape[0], test=xte.shape[0])
             except DataError as exc:
                 row.update(found=False, error=str(exc))
         rows.append(row)
