@@ -189,6 +189,51 @@ def test_metric_curves_label_every_axis():
     plt.close("all")
 
 
+def _curve_frame(hue: str = "implementation") -> pd.DataFrame:
+    """A History-like long frame: two runs of ten epochs, as lab07 and lab08 build it."""
+    rows = [{hue: name, "epoch": e, "train_loss": k / e, "val_loss": 1.2 * k / e, "train_acc": 1 - 0.4 / e,
+             "val_acc": 1 - 0.5 / e} for k, name in ((1.0, "NumPy"), (1.1, "PyTorch")) for e in range(1, 11)]
+    return pd.DataFrame(rows)
+
+
+def _gaps(g) -> list[float]:
+    """Pixels between each panel (all it draws) and the y axis (ticks and label) of the panel to its right."""
+    fig = g.figure
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    axes = list(g.axes.flat)
+    return [right.yaxis.get_tightbbox(r).x0 - left.get_tightbbox(r).x1 for left, right in zip(axes, axes[1:])]
+
+
+def test_metric_curves_draws_the_old_learning_curves_figures():
+    # lab07 and lab08: one panel per metric, one line per hue value, a title, units in the labels
+    nats = {"train_loss": "training loss (nats)", "val_loss": "validation loss (nats)"}
+    g = curves.metric_curves(_curve_frame(), metrics=["train_loss", "val_loss", "val_acc"], hue="implementation",
+                             ylabels=nats, title="hand-written vs PyTorch")
+    assert g.axes.shape == (1, 3)
+    assert [ax.get_ylabel() for ax in g.axes.flat] == ["training loss (nats)", "validation loss (nats)",
+                                                        "validation accuracy"]
+    assert [ax.get_title() for ax in g.axes.flat] == [ax.get_ylabel() for ax in g.axes.flat]
+    assert all(ax.get_xlabel() == "epoch" for ax in g.axes.flat)
+    assert all(len(ax.get_lines()) >= 2 for ax in g.axes.flat)  # one line per implementation
+    assert g.figure._suptitle.get_text() == "hand-written vs PyTorch"
+    assert [t.get_text() for t in g.legend.texts] == ["NumPy", "PyTorch"]
+    one = curves.metric_curves(_curve_frame().query("epoch == 1"), metrics=["val_acc"], hue="implementation")
+    one.figure.canvas.draw()
+    ax = one.axes[0, 0]
+    assert [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]] == [1.0]  # a one-epoch smoke run
+    plt.close("all")
+
+
+def test_metric_curves_keeps_a_long_right_y_label_off_the_left_panel():
+    long = {"val_acc": "validation accuracy (fraction of images)", "train_acc": "training accuracy (fraction)"}
+    for metrics in (["train_acc", "val_acc"], ["train_loss", "val_loss", "val_acc"]):
+        g = curves.metric_curves(_curve_frame("l2"), metrics=metrics, hue="l2", ylabels=long, title="L2")
+        assert g.axes[0, -1].get_ylabel() == long["val_acc"]
+        assert min(_gaps(g)) > 2, _gaps(g)
+        plt.close("all")
+
+
 def test_metric_vs_params_draws_one_point_per_run():
     runs = [fake({**BASE, "hidden": [w] * d}, [1.0, 0.5]) for d in (1, 2) for w in (50, 100)]
     f = ex.final_frame(runs, ["hidden"])

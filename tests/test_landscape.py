@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlcourse import data, models, train
+from dlcourse import data, metrics, models, train
 from dlcourse.analysis import landscape
 
 
@@ -185,6 +185,7 @@ def test_end_sharpness_reads_the_rise_beyond_each_end():
 
 
 def test_rank_correlation_and_half_gains():
+    assert landscape.rank_correlation is metrics.rank_correlation  # one implementation, re-exported for the labs
     assert landscape.rank_correlation([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
     assert landscape.rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert math.isnan(landscape.rank_correlation([1, 2], [2, 1]))

@@ -1,6 +1,9 @@
-"""dlcourse.metrics: confusion matrix and classification report, checked by hand-computed numbers."""
+"""dlcourse.metrics: confusion matrix, classification report and rank correlation, checked by hand-computed numbers."""
 
 from __future__ import annotations
+
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -107,6 +110,42 @@ def test_predict_with_a_torch_model():
     model.train()
     np.testing.assert_array_equal(metrics.predict(model, x, batch_size=2), [0, 1, 2])
     assert model.training  # mode restored
+
+
+def test_predict_of_an_empty_input_and_of_a_split_in_chunks():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    empty = metrics.predict(model, torch.empty(0, 4))
+    assert empty.dtype == np.int64 and empty.shape == (0,)
+    x = torch.randn(7, 4)
+    split = SimpleNamespace(x=x)  # a data.Split is read through its .x
+    with torch.no_grad():
+        expected = model(x).argmax(1).numpy()
+    np.testing.assert_array_equal(metrics.predict(model, split, batch_size=3), expected)
+
+
+def test_rank_correlation_is_spearman_by_hand():
+    # no ties: rho = 1 - 6 * sum(d^2) / (n (n^2 - 1)); d = [-1, 1, -1, 1, 0] -> 1 - 6 * 4 / 120
+    assert metrics.rank_correlation([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)
+    # ties take the mean rank: x ranks [1, 2.5, 2.5, 4], y ranks [1, 3, 2, 4];
+    # centred: [-1.5, 0, 0, 1.5] and [-1.5, 0.5, -0.5, 1.5] -> 4.5 / sqrt(4.5 * 5)
+    assert metrics.rank_correlation([1, 2, 2, 3], [10, 30, 20, 40]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+    # ranks only: any increasing transform of either side leaves rho unchanged
+    x, y = [3.0, 1.0, 4.0, 1.5, 5.0, 9.0], [2.0, 7.0, 1.0, 8.0, 2.5, 0.5]
+    assert metrics.rank_correlation(np.exp(x), np.array(y) ** 3) == pytest.approx(metrics.rank_correlation(x, y))
+    assert metrics.rank_correlation(pd.Series(x, index=[5, 4, 3, 2, 1, 0]), y) == metrics.rank_correlation(x, y)
+
+
+def test_rank_correlation_guards():
+    assert math.isnan(metrics.rank_correlation([1, 2], [2, 1]))  # fewer than three pairs
+    assert metrics.rank_correlation([1, 2], [2, 1], min_pairs=2) == pytest.approx(-1.0)
+    assert math.isnan(metrics.rank_correlation([1, 2, 3], [5, 5, 5]))  # constant side
+    assert math.isnan(metrics.rank_correlation([4, 4, 4, 4], [1, 2, 3, 4]))
+    assert math.isnan(metrics.rank_correlation([], []))
+    # a missing value drops its pair; the rest still rank
+    assert metrics.rank_correlation([1, 2, np.nan, 3, 4], [1, 2, 9, 3, 4]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="pair up"):
+        metrics.rank_correlation([1, 2, 3], [1, 2])
 
 
 def test_weight_norm_of_arrays_scratch_mlp_and_module():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlcourse import runs, search
+from dlcourse import metrics, runs, search
 
 
 def test_space_is_the_reports():
@@ -125,6 +125,18 @@ def test_importance_of_a_one_feature_model_is_its_r2():
     fitted = pd.Series(y).groupby(x).transform("mean")
     r2 = 1 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
     assert imp.loc[0, "importance"] == pytest.approx(r2)
+
+
+def test_importance_spearman_is_the_shared_rank_correlation():
+    frame = _frame().assign(width=lambda f: np.where(f["val_acc"] > 0.7, 64, 32))
+    imp = search.importance(frame, params=["lr", "width"]).set_index("hyperparameter")
+    for p in ("lr", "width"):
+        assert imp.loc[p, "spearman"] == metrics.rank_correlation(frame[p], frame["val_acc"])
+    # two runs: the table has always shown their rho of -1 or +1; a constant side stays NaN
+    two = search.importance(pd.DataFrame({"lr": [1e-3, 1e-2], "val_acc": [0.7, 0.6]}), params=["lr"])
+    assert two.loc[0, "spearman"] == pytest.approx(-1.0)
+    flat = search.importance(pd.DataFrame({"lr": [1e-3, 1e-2, 1e-1], "val_acc": [0.6] * 3}), params=["lr"])
+    assert np.isnan(flat.loc[0, "spearman"])
 
 
 def test_level_effects_and_means():

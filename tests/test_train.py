@@ -1,4 +1,4 @@
-"""dlcourse.train: fit and evaluate on real tensors, determinism, divergence, recording, bad input."""
+"""dlcourse.train: fit, evaluate and the chunked forward on real tensors, determinism, divergence, bad input."""
 
 from __future__ import annotations
 
@@ -33,6 +33,60 @@ def test_both_losses_train(toy, loss):
     before = train.evaluate(model, toy.test, loss)[1]
     h = train.fit(model, toy, epochs=4, batch_size=32, lr=3e-3, loss=loss, progress=False)
     assert h.final["test_acc"] >= 0.85 > before
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 10, 100])
+def test_forward_in_chunks_is_one_eval_forward_and_restores_the_mode(batch_size):
+    torch.manual_seed(0)
+    model = models.mlp([16], batchnorm=True, dropout=0.5, in_features=4, out_features=3)
+    x = torch.randn(10, 4)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+    model.train()
+    out = train.forward_in_chunks(model, x, batch_size)
+    assert out.shape == (10, 3) and not out.requires_grad
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)  # eval mode: no dropout, running BN stats
+    assert model.training
+    assert all(m.training for m in model.modules())
+    model.eval()
+    train.forward_in_chunks(model, x, batch_size)
+    assert not model.training  # an eval-mode model stays in eval mode
+
+
+def test_forward_in_chunks_of_nothing_and_on_error():
+    calls = []
+    model = torch.nn.Linear(4, 3)
+    model.register_forward_hook(lambda *a: calls.append(1))
+    assert train.forward_in_chunks(model, torch.empty(0, 4), 5).numel() == 0 and not calls
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    broken = Broken().train()
+    with pytest.raises(RuntimeError, match="boom"):
+        train.forward_in_chunks(broken, torch.zeros(2, 4), 1)
+    assert broken.training
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_evaluate_is_the_mean_over_chunks(toy, loss):
+    torch.manual_seed(1)
+    model = models.mlp([32], dropout=0.5).train()
+    split = toy.test
+    fn = train.loss_fn(loss)
+    model.eval()
+    with torch.no_grad():
+        out = model(split.x)
+    model.train()
+    whole = train.evaluate(model, split, loss)
+    assert whole[0] == pytest.approx(float(fn(out, split.y)), rel=1e-6)
+    assert whole[1] == pytest.approx(float((out.argmax(1) == split.y).float().mean()))
+    chunked = train.evaluate(model, split, loss, batch_size=64)
+    assert chunked[0] == pytest.approx(whole[0], rel=1e-5) and chunked[1] == whole[1]
+    assert model.training
+    assert train.evaluate(model, (split.x[:0], split.y[:0]), loss) == (0.0, 0.0)
 
 
 def test_mse_on_classes_is_softmax_against_one_hot():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlcourse import data, models, train
+from dlcourse import data, metrics, models, train
 from dlcourse.analysis import trajectory as tr
 
 
@@ -137,6 +137,7 @@ def test_comovement_of_loss_and_grad_norm():
     apart = together.assign(grad_norm=rng.uniform(0.5, 1.5, len(steps)))
     c2 = tr.comovement(apart, window=1)
     assert abs(c2["level_corr"]) < 0.3 and abs(c2["change_corr"]) < 0.3
+    assert c2["level_corr"] == metrics.rank_correlation(apart["loss"], apart["grad_norm"])
     with pytest.raises(ValueError, match="record_grad_norm"):
         tr.comovement(together.drop(columns="grad_norm"))
     assert math.isnan(tr.comovement(together.iloc[:2])["level_corr"])

@@ -9,10 +9,14 @@ dependency, as DataFrames that a notebook shows or rounds directly:
   `macro avg` and `weighted avg` rows laid out as scikit-learn prints them.
 Labels are integer class indices 0..len(classes)-1; a class that is never predicted has
 precision 0 (not NaN), and a class absent from `y_true` has recall 0 and support 0.
+
+`rank_correlation` (Spearman's rho) lives here too, so that the search tables and the analysis
+modules share one implementation and its guards without importing one another.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -113,17 +117,12 @@ def accuracy(y_true, y_pred) -> float:
 
 def predict(model, data, batch_size: int = 10_000) -> np.ndarray:
     """Arg-max class of a torch classifier on a `data.Split` or an input tensor, as a NumPy array."""
-    import torch
+    from .train import forward_in_chunks
 
     x = data.x if hasattr(data, "x") else data
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            out = [model(x[i:i + batch_size]).argmax(1).cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out).numpy() if out else np.empty(0, dtype=np.int64)
+    if len(x) == 0:
+        return np.empty(0, dtype=np.int64)
+    return forward_in_chunks(model, x, batch_size).argmax(1).cpu().numpy()
 
 
 def weight_norm(model) -> float:
@@ -140,10 +139,23 @@ def weight_norm(model) -> float:
     return float(np.sqrt(sum(float(np.vdot(w, w)) for w in (np.asarray(a, dtype=float) for a in arrays))))
 
 
+def rank_correlation(x, y, min_pairs: int = 3) -> float:
+    """Spearman's rank correlation of two equally long sequences: +1 when y rises with x, -1 when it
+    falls. NaN when either is constant or there are fewer than `min_pairs` pairs, where a rank
+    correlation says nothing. Pearson on pandas ranks, because pandas' own spearman needs scipy."""
+    x, y = pd.Series(list(x), dtype=float), pd.Series(list(y), dtype=float)
+    if len(x) != len(y):
+        raise ValueError(f"x and y have {len(x)} and {len(y)} entries; they must pair up")
+    if len(x) < min_pairs or x.nunique() < 2 or y.nunique() < 2:
+        return math.nan
+    return float(x.rank().corr(y.rank()))
+
+
 def scores(predict, splits: Mapping[str, tuple]) -> dict[str, float]:
     """Accuracy of `predict` (inputs -> class indices) on each named (x, y) split, as
     {"<name>_acc": accuracy}; e.g. `scores(net.predict, {"train": (x, y), "test": (xt, yt)})`."""
     return {f"{name}_acc": accuracy(y, predict(x)) for name, (x, y) in splits.items()}
 
 
-__all__ = ["confusion_matrix", "classification_report", "accuracy", "predict", "weight_norm", "scores"]
+__all__ = ["confusion_matrix", "classification_report", "accuracy", "predict", "weight_norm", "rank_correlation",
+           "scores"]

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import validate
+from .metrics import rank_correlation
 
 #: The report's search space, in its order. `layers` hidden layers of `width` units each.
 SPACE: dict[str, tuple] = {
@@ -204,9 +205,8 @@ def importance(frame: pd.DataFrame, target: str = "val_acc", params: Sequence[st
         groups = y.groupby(frame[p].astype(str) if not _ordered(frame[p]) else frame[p])
         between = float((groups.count() * (groups.mean() - y.mean()) ** 2).sum())
         eta2 = between / total if total > 0 else float("nan")
-        rho = float("nan")
-        if _ordered(frame[p]) and frame[p].nunique() > 1 and y.nunique() > 1:
-            rho = float(frame[p].rank().corr(y.rank()))
+        # min_pairs=2: a two-run frame keeps its rho of +-1 in the table
+        rho = rank_correlation(frame[p], y, min_pairs=2) if _ordered(frame[p]) else float("nan")
         levels = frame[p].nunique()
         # stack-aware samples draw the shape keys once per group: fewer independent draws
         draws = frame["shape"].nunique() if "shape" in frame.columns and p not in MEMBER_KEYS else n

@@ -1,5 +1,8 @@
 """Training and evaluation: `fit` returns a History, `evaluate` gives loss and accuracy.
 
+`forward_in_chunks` is the one eval-mode, chunked forward pass that `evaluate` and
+`metrics.predict` share.
+
 The loop is written for tensors already on the device: each step gathers one index slice,
 runs forward and backward, and steps the optimizer. Metrics stay on the device as running
 sums and are read once per epoch, so small batches do not pay a sync per step.
@@ -7,6 +10,7 @@ sums and are read once per epoch, so small batches do not pay a sync per step.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -72,22 +76,44 @@ def _as_split(data) -> Split:
     return Split(x, y)
 
 
-@torch.inference_mode()
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters (or buffers) live; the CPU for a model with neither.
+
+    Analyses take data wherever it was loaded and move each chunk to the model, so a model
+    trained on the GPU can be evaluated on a split that was loaded on the CPU, and back."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def forward_in_chunks(model: nn.Module, x: torch.Tensor, batch_size: int = 10_000) -> torch.Tensor:
+    """`model(x)` in eval mode without gradients, `batch_size` rows at a time so a large set fits in
+    memory, each chunk moved to the model's device; the model's train/eval mode is restored
+    afterwards, even on error. Empty `x` gives an empty tensor without calling the model."""
+    was_training = model.training
+    device = model_device(model)
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = [model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else x.new_empty(0)
+
+
 def evaluate(model: nn.Module, data, loss: str = "ce", batch_size: int = 10_000) -> tuple[float, float]:
     """Mean loss and accuracy of `model` on `data` (a Split or (x, y)); accuracy is NaN for real targets."""
     split = _as_split(data)
     fn = loss_fn(loss)
-    was_training = model.training
-    model.eval()
+    out = forward_in_chunks(model, split.x, batch_size)
     total, correct, n = 0.0, 0, len(split)
     classify = not split.y.is_floating_point()
+    # the loss summed chunk by chunk (chunk mean x chunk size): the arithmetic the logged histories used
     for start in range(0, n, batch_size):
-        xb, yb = split.x[start:start + batch_size], split.y[start:start + batch_size]
-        out = model(xb)
-        total += float(fn(out, yb)) * len(xb)
+        ob, yb = out[start:start + batch_size], split.y[start:start + batch_size].to(out.device)
+        total += float(fn(ob, yb)) * len(yb)
         if classify:
-            correct += int((out.argmax(1) == yb).sum())
-    model.train(was_training)
+            correct += int((ob.argmax(1) == yb).sum())
     return total / max(n, 1), (correct / max(n, 1) if classify else math.nan)
 
 

@@ -26,7 +26,8 @@ from torch import nn
 
 from .. import validate
 from ..data import Split
-from ..train import LOSSES, evaluate
+from ..metrics import rank_correlation  # re-exported: the labs call landscape.rank_correlation
+from ..train import LOSSES, evaluate, model_device
 
 BN_STATS = ("interpolate", "recompute")
 OUTPUTS = ("softmax", "logits")
@@ -119,8 +120,9 @@ def recompute_bn_stats(model: nn.Module, data, batch_size: int = 1000) -> nn.Mod
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
         m.train()
+    device = model_device(model)
     for start in range(0, len(split), batch_size):
-        model(split.x[start:start + batch_size])
+        model(split.x[start:start + batch_size].to(device))
     for m, mom in zip(bns, saved):
         m.momentum = mom
     return model.eval()
@@ -184,11 +186,12 @@ def jacobian_norms(model: nn.Module, x: torch.Tensor, output: str = "softmax", b
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"x of shape {getattr(x, 'shape', None)} is not valid; pass a non-empty batch (N, ...)")
     was_training = model.training
+    device = model_device(model)
     model.eval()
     norms = []
     try:
         for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size].detach().clone().requires_grad_(True)
+            xb = x[start:start + batch_size].detach().to(device, copy=True).requires_grad_(True)
             with torch.enable_grad():
                 out = model(xb)
                 if out.ndim == 1:
@@ -253,17 +256,6 @@ def end_sharpness(curve: pd.DataFrame, set: str = "train", step: float = 0.5, me
 
 def set_names(curve: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(curve["set"]))
-
-
-def rank_correlation(x, y) -> float:
-    """Spearman's rank correlation of two equally long sequences (NaN if either is constant or
-    fewer than three pairs): +1 when y rises with x, -1 when it falls."""
-    x, y = pd.Series(list(x), dtype=float), pd.Series(list(y), dtype=float)
-    if len(x) != len(y):
-        raise ValueError(f"x and y have {len(x)} and {len(y)} entries; they must pair up")
-    if len(x) < 3 or x.nunique() < 2 or y.nunique() < 2:
-        return math.nan
-    return float(x.rank().corr(y.rank()))
 
 
 def half_gains(x, y) -> tuple[float, float]:

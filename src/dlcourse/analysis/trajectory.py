@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..metrics import rank_correlation
+
 Snapshots = Sequence[tuple[int, Mapping[str, torch.Tensor]]]
 
 
@@ -265,8 +267,7 @@ def comovement(steps: pd.DataFrame, window: int = 1) -> dict:
     frame = frame[(frame > 0).all(axis=1) & np.isfinite(frame).all(axis=1)]
     if len(frame) < 3:
         return {"level_corr": float("nan"), "change_corr": float("nan"), "same_direction": float("nan")}
-    ranks = frame.rank()  # Spearman = Pearson on ranks (pandas' own spearman needs scipy)
-    level = float(ranks["loss"].corr(ranks["grad_norm"]))
+    level = rank_correlation(frame["loss"], frame["grad_norm"])
     logs = np.log(frame)
     if window > 1:
         logs = logs.rolling(window, center=True, min_periods=1).mean()
@@ -284,12 +285,10 @@ def predict_curve(model: torch.nn.Module, function: str, n: int = 1000, low: flo
     """A trained 1-D model against its target on a dense grid: columns x, target, prediction, error."""
     from ..data import function_data
 
+    from ..train import forward_in_chunks
+
     grid = function_data(function, n, low, high, device="cpu")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    pred = model(grid.x.to(device)).detach().to("cpu").reshape(-1)
-    model.train(was_training)
+    pred = forward_in_chunks(model, grid.x).to("cpu").reshape(-1)
     x, y = grid.x.reshape(-1).numpy(), grid.y.reshape(-1).numpy()
     return pd.DataFrame({"x": x, "target": y, "prediction": pred.numpy(), "error": pred.numpy() - y})
 

@@ -1,4 +1,4 @@
-"""Learning curves and wall-time bars, drawn from long-form frames of run histories."""
+"""Learning curves (`metric_curves`) and wall-time bars, drawn from long-form frames of run histories."""
 
 from __future__ import annotations
 
@@ -8,41 +8,6 @@ import pandas as pd
 import seaborn as sns
 
 from . import label
-
-
-def learning_curves(
-    frame: pd.DataFrame,
-    metrics: Sequence[str] = ("train_loss", "val_loss"),
-    hue: str = "label",
-    col: str | None = None,
-    x: str = "epoch",
-    title: str | None = None,
-    logy: bool = False,
-    height: float = 3.2,
-):
-    """One panel per metric (and per value of `col`), one line per value of `hue`.
-
-    `frame` holds one row per run and epoch: the History columns plus the `hue`/`col` columns.
-    """
-    metrics = [m for m in metrics if m in frame.columns]
-    ids = [c for c in {hue, col, x} if c]
-    long = frame.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
-    long["metric"] = long["metric"].map(label)
-    facet = {"col": "metric"} if col is None else {"col": col, "row": "metric"}
-    g = sns.relplot(data=long, x=x, y="value", hue=hue, kind="line", marker="o" if long[x].nunique() < 15 else None,
-                    height=height, aspect=1.25, facet_kws={"sharey": False}, **facet)
-    g.set_axis_labels(label(x), "value")
-    if col is None:
-        g.set_titles("{col_name}")
-        for ax, m in zip(g.axes.flat, metrics):
-            ax.set_ylabel(label(m))
-    else:
-        g.set_titles("{row_name} | {col_var} = {col_name}")
-    if logy:
-        g.set(yscale="log")
-    if title:
-        g.figure.suptitle(title, y=1.03)
-    return g
 
 
 def wall_time(frame: pd.DataFrame, x: str = "label", y: str = "seconds", hue: str | None = None, title: str | None = None):
@@ -119,10 +84,13 @@ def metric_curves(
                 ax.set_yscale("log")
                 _plain_log_ticks(ax.yaxis)
     for ax in g.axes.flat:
-        if x == "epoch":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if x == "epoch":  # whole epochs only; one tick for a one-epoch run, not a crowd of fractions
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if logx:
             _plain_log_ticks(ax.xaxis)
+    # relplot laid the figure out before these labels existed: lay it out again so a long y label
+    # of a right-hand panel does not run into its left neighbour (the legend keeps its room)
+    g.tight_layout()
     if title:
         g.figure.suptitle(title, y=1.03)
     return g
