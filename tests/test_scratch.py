@@ -370,3 +370,41 @@ def test_bad_data_and_names():
         make_optimizer("adam", lr=-1)
     with pytest.raises(ValueError, match="init"):
         scratch.init_weights(3, 4, "orthogonal")
+
+
+@pytest.mark.parametrize("hidden, output, loss", [("sigmoid", "softmax", "cross_entropy"), ("tanh", "linear", "mse"),
+                                                  ("relu", "softmax", "mse")])
+def test_fused_sgd_fit_equals_step_by_step_sgd(hidden, output, loss):
+    """fit's plain-SGD path updates each layer inside its gradient matmul (BLAS beta=1); it must
+    give the textbook loop: gradients of the whole batch from the old weights, then p -= lr * g."""
+    rng = np.random.default_rng(3)
+    x, y = blobs(96, rng)
+    fused = MLP([8, 12, 7, 3], hidden=hidden, output=output, seed=4, dtype=np.float64)
+    ref = MLP([8, 12, 7, 3], hidden=hidden, output=output, seed=4, dtype=np.float64)
+    fused.fit(x, y, epochs=2, batch_size=20, optimizer="sgd", lr=0.3, loss=loss, seed=1)
+    order = np.random.default_rng(1)
+    for _ in range(2):
+        perm = order.permutation(len(x))
+        for lo in range(0, len(x), 20):
+            idx = perm[lo:lo + 20]
+            _, grads = ref.loss_and_grads(x[idx], y[idx], loss=loss)
+            for p, g in zip(ref.params(), [g for pair in grads for g in pair]):
+                p -= 0.3 * g
+    for a, b in zip(fused.params(), ref.params()):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_matmul_into_matches_numpy_for_every_transpose_and_falls_back_on_odd_layouts(rng):
+    a, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 6))
+    for trans_a, trans_b in ((False, False), (True, False), (False, True)):
+        left = np.ascontiguousarray(a.T) if trans_a else a
+        right = np.ascontiguousarray(b.T) if trans_b else b
+        c = rng.standard_normal((5, 6))
+        want = -0.5 * (a @ b) + c
+        got = scratch._matmul_into(c, left, right, alpha=-0.5, beta=1.0, trans_a=trans_a, trans_b=trans_b)
+        assert got is c
+        np.testing.assert_allclose(c, want, rtol=1e-12)
+    fortran = np.asfortranarray(rng.standard_normal((5, 6)))  # not C-ordered: NumPy path, still in place
+    want = a @ b
+    assert scratch._matmul_into(fortran, a, b) is fortran
+    np.testing.assert_allclose(fortran, want, rtol=1e-12)

@@ -19,6 +19,7 @@ Conventions (chosen to match PyTorch, so the comparison is exact):
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Iterable, Sequence
 
@@ -480,6 +481,45 @@ def make_optimizer(name: str, lr: float | None = None, **kwargs) -> Optimizer:
 # --------------------------------------------------------------------------- the network
 
 
+def _matmul_into(c: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float = 1.0, beta: float = 0.0,
+                 trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """``c = alpha * op(a) @ op(b) + beta * c`` in place, through BLAS gemm.
+
+    This is the training loop's only matmul. ``beta=1`` lets the SGD update
+    ride inside the gradient's matmul (``W -= a.T @ delta``): a separate
+    ``W -= dW`` would read and write every weight once more, which for the
+    784x500 layer costs about as much as the matmul itself. NumPy has no
+    gemm with beta, SciPy's BLAS wrappers do; and since NumPy and SciPy each
+    ship their own OpenBLAS, whose thread pools stall each other when calls
+    alternate, every matmul of the loop goes through the same one. C-ordered
+    arrays are Fortran-ordered transposes, so ``c.T = op(b).T @ op(a).T``
+    needs no copies. Other layouts fall back to NumPy.
+    """
+    op_a = a.T if trans_a else a
+    op_b = b.T if trans_b else b
+    if not (c.flags.c_contiguous and c.flags.writeable and a.flags.c_contiguous and b.flags.c_contiguous
+            and a.dtype == b.dtype == c.dtype):
+        product = op_a @ op_b
+        if beta == 0.0:
+            np.multiply(product, alpha, out=c)
+        else:
+            c *= beta
+            c += alpha * product
+        return c
+    result = _gemm(c.dtype)(alpha, b.T, a.T, beta=beta, c=c.T, trans_a=trans_b, trans_b=trans_a, overwrite_c=1)
+    if not np.shares_memory(result, c):  # BLAS worked on a copy; keep the in-place contract
+        c[...] = result.T
+    return c
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm(dtype: np.dtype):
+    """sgemm or dgemm from SciPy's BLAS (imported here: only the training loop needs it)."""
+    from scipy.linalg.blas import get_blas_funcs
+
+    return get_blas_funcs("gemm", dtype=dtype)
+
+
 class MLP:
     """Fully connected network, e.g. ``MLP([784, 500, 250, 100, 10])``.
 
@@ -548,8 +588,12 @@ class MLP:
         a = x
         last = self.n_layers - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = np.matmul(a, w, out=None if ws is None else ws["z"][i][: len(x)])
-            z += b
+            if ws is None:
+                z = a @ w + b
+            else:  # bias first, then gemm accumulates onto it (beta=1)
+                z = ws["z"][i][: len(x)]
+                z[...] = b
+                _matmul_into(z, a, w, beta=1.0)
             if i < last:
                 a = self.hidden.forward(z, out=z)
             elif self.output_name == "softmax":
@@ -575,23 +619,39 @@ class MLP:
         wrt = _check_choice("wrt", wrt, ("output", "logits"))
         if not self._cache:
             raise RuntimeError("call forward() before backward()")
+        return self._backprop(self._delta_out(grad, wrt), ws)
+
+    def _delta_out(self, grad: np.ndarray, wrt: str) -> np.ndarray:
+        """dL/dz of the last layer from dL/d(output) or dL/d(logits)."""
+        if wrt == "output" and self.output_name == "softmax":
+            return self.output.backward(self._cache[-1], grad)
+        return grad
+
+    def _backprop(self, delta: np.ndarray, ws: dict | None = None, sgd_step: bool = False):
+        """Walk the layers backwards from the last layer's dL/dz.
+
+        ``sgd_step=False`` returns ``[(dW, db), ...]``. ``sgd_step=True`` expects
+        ``delta = lr * dL/dz`` and updates each layer in place instead, right
+        after its input gradient has been taken from the old weights; the weight
+        update then rides inside the gradient's own matmul (see ``_matmul_into``).
+        """
         cache = self._cache
         n = cache[0].shape[0]
-        if wrt == "output" and self.output_name == "softmax":
-            delta = self.output.backward(cache[-1], grad)
-        else:
-            delta = grad
         out = []
         for i in range(self.n_layers - 1, -1, -1):
-            if ws is None:
-                dw = cache[i].T @ delta
-                db = delta.sum(axis=0)
+            if i > 0 and ws is None:  # the input gradient of the first layer is never needed
+                g = delta @ self.weights[i].T
+            elif i > 0:
+                g = _matmul_into(ws["g"][i - 1][:n], delta, self.weights[i], trans_b=True)
+            db = np.sum(delta, axis=0, out=None if ws is None else ws["db"][i])
+            if sgd_step:  # W -= a.T @ (lr * dL/dz), inside the matmul
+                _matmul_into(self.weights[i], cache[i], delta, alpha=-1.0, beta=1.0, trans_a=True)
+                self.biases[i] -= db
+            elif ws is None:
+                out.append((cache[i].T @ delta, db))
             else:
-                dw = np.matmul(cache[i].T, delta, out=ws["dw"][i])
-                db = np.sum(delta, axis=0, out=ws["db"][i])
-            out.append((dw, db))
+                out.append((_matmul_into(ws["dw"][i], cache[i], delta, trans_a=True), db))
             if i > 0:
-                g = np.matmul(delta, self.weights[i].T, out=None if ws is None else ws["g"][i - 1][:n])
                 delta = self.hidden.backward(cache[i], g, out=g)
         return out[::-1]
 
@@ -700,8 +760,8 @@ class MLP:
         ws = self._workspace(bs)
         params = self.params()
         # Plain SGD: backprop is linear in the upstream gradient, so feeding lr * dL/dz
-        # yields lr * gradients and the update is one in-place subtraction per array.
-        plain_sgd = isinstance(opt, SGD) and not (opt.momentum or opt.weight_decay)
+        # yields lr * gradients, and each layer can be updated as soon as it is passed.
+        fused_sgd = isinstance(opt, SGD) and not (opt.momentum or opt.weight_decay or l1 or l2)
         rows = []
         for epoch in range(1, int(epochs) + 1):
             start = time.perf_counter()
@@ -716,20 +776,17 @@ class MLP:
                 value, grad, wrt = self._loss_grad(out, yb, loss, l1, l2)
                 total_loss += value * m
                 correct += int(np.count_nonzero(out.argmax(axis=1) == labels[idx]))
-                if plain_sgd:
-                    grad *= opt.lr
-                grads = self.backward(grad, wrt=wrt, ws=ws)
-                if l1 or l2:
-                    scale = opt.lr if plain_sgd else 1.0
-                    for (dw, _), w in zip(grads, self.weights):
-                        dw += scale * penalty_grad(w, l1, l2)
-                flat = [g for pair in grads for g in pair]
-                if plain_sgd:
+                delta = self._delta_out(grad, wrt)
+                if fused_sgd:
+                    delta *= opt.lr
+                    self._backprop(delta, ws, sgd_step=True)
                     opt.t += 1
-                    for p, g in zip(params, flat):
-                        p -= g
-                else:
-                    opt.step(params, flat)
+                    continue
+                grads = self._backprop(delta, ws)
+                if l1 or l2:
+                    for (dw, _), w in zip(grads, self.weights):
+                        dw += penalty_grad(w, l1, l2)
+                opt.step(params, [g for pair in grads for g in pair])
             seconds = time.perf_counter() - start
             if not np.isfinite(total_loss):
                 raise FloatingPointError(f"training diverged at epoch {epoch} (loss={total_loss}); lower lr")
