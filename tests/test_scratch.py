@@ -394,17 +394,24 @@ def test_fused_sgd_fit_equals_step_by_step_sgd(hidden, output, loss):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_matmul_into_matches_numpy_for_every_transpose_and_falls_back_on_odd_layouts(rng):
-    a, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 6))
-    for trans_a, trans_b in ((False, False), (True, False), (False, True)):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("blas", ["numpy's gemm", "fallback"])
+def test_matmul_into_matches_numpy_for_every_transpose(dtype, blas, rng, monkeypatch):
+    if blas == "fallback":
+        monkeypatch.setattr(scratch._blas, "gemm", lambda dtype: None)
+    elif scratch._blas.gemm(dtype) is None:
+        pytest.skip("this NumPy was not built with the pip wheels' OpenBLAS; the fallback case covers it")
+    a, b = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal((4, 6)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for trans_a, trans_b in ((False, False), (True, False), (False, True), (True, True)):
         left = np.ascontiguousarray(a.T) if trans_a else a
         right = np.ascontiguousarray(b.T) if trans_b else b
-        c = rng.standard_normal((5, 6))
-        want = -0.5 * (a @ b) + c
-        got = scratch._matmul_into(c, left, right, alpha=-0.5, beta=1.0, trans_a=trans_a, trans_b=trans_b)
-        assert got is c
-        np.testing.assert_allclose(c, want, rtol=1e-12)
-    fortran = np.asfortranarray(rng.standard_normal((5, 6)))  # not C-ordered: NumPy path, still in place
-    want = a @ b
+        for alpha, beta in ((1.0, 0.0), (-0.5, 1.0)):
+            c = rng.standard_normal((5, 6)).astype(dtype)
+            want = alpha * (a.astype(np.float64) @ b) + beta * c
+            got = scratch._matmul_into(c, left, right, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
+            assert got is c
+            np.testing.assert_allclose(c, want, rtol=tol, atol=tol)
+    fortran = np.asfortranarray(rng.standard_normal((5, 6)).astype(dtype))  # not C-ordered: NumPy path, in place
     assert scratch._matmul_into(fortran, a, b) is fortran
-    np.testing.assert_allclose(fortran, want, rtol=1e-12)
+    np.testing.assert_allclose(fortran, a.astype(np.float64) @ b, rtol=tol, atol=tol)

@@ -19,11 +19,12 @@ Conventions (chosen to match PyTorch, so the comparison is exact):
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from . import _blas
 
 __all__ = [
     "Activation", "ReLU", "Sigmoid", "Tanh", "Linear", "Softmax",
@@ -483,41 +484,25 @@ def make_optimizer(name: str, lr: float | None = None, **kwargs) -> Optimizer:
 
 def _matmul_into(c: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float = 1.0, beta: float = 0.0,
                  trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
-    """``c = alpha * op(a) @ op(b) + beta * c`` in place, through BLAS gemm.
+    """``c = alpha * op(a) @ op(b) + beta * c`` in place: the training loop's matmul.
 
-    This is the training loop's only matmul. ``beta=1`` lets the SGD update
-    ride inside the gradient's matmul (``W -= a.T @ delta``): a separate
-    ``W -= dW`` would read and write every weight once more, which for the
-    784x500 layer costs about as much as the matmul itself. NumPy has no
-    gemm with beta, SciPy's BLAS wrappers do; and since NumPy and SciPy each
-    ship their own OpenBLAS, whose thread pools stall each other when calls
-    alternate, every matmul of the loop goes through the same one. C-ordered
-    arrays are Fortran-ordered transposes, so ``c.T = op(b).T @ op(a).T``
-    needs no copies. Other layouts fall back to NumPy.
+    ``beta=1`` lets the SGD update ride inside the gradient's matmul (``W -= a.T @ delta``);
+    a separate ``W -= dW`` reads and writes every weight once more, which for the 784x500
+    layer costs about half as much as the matmul itself. NumPy's matmul has no beta, so this
+    calls NumPy's own BLAS gemm (``dlcourse._blas``) and falls back to NumPy where that is
+    not available or the arrays are not C-ordered.
     """
-    op_a = a.T if trans_a else a
-    op_b = b.T if trans_b else b
-    if not (c.flags.c_contiguous and c.flags.writeable and a.flags.c_contiguous and b.flags.c_contiguous
-            and a.dtype == b.dtype == c.dtype):
-        product = op_a @ op_b
-        if beta == 0.0:
-            np.multiply(product, alpha, out=c)
-        else:
-            c *= beta
-            c += alpha * product
-        return c
-    result = _gemm(c.dtype)(alpha, b.T, a.T, beta=beta, c=c.T, trans_a=trans_b, trans_b=trans_a, overwrite_c=1)
-    if not np.shares_memory(result, c):  # BLAS worked on a copy; keep the in-place contract
-        c[...] = result.T
+    gemm = _blas.gemm(c.dtype)
+    if (gemm is not None and c.flags.c_contiguous and c.flags.writeable and a.flags.c_contiguous
+            and b.flags.c_contiguous and a.dtype == b.dtype == c.dtype and c.size and a.size and b.size):
+        return gemm(c, a, b, alpha, beta, trans_a, trans_b)
+    product = (a.T if trans_a else a) @ (b.T if trans_b else b)
+    if beta == 0.0:
+        np.multiply(product, alpha, out=c)
+    else:
+        c *= beta
+        c += alpha * product
     return c
-
-
-@functools.lru_cache(maxsize=None)
-def _gemm(dtype: np.dtype):
-    """sgemm or dgemm from SciPy's BLAS (imported here: only the training loop needs it)."""
-    from scipy.linalg.blas import get_blas_funcs
-
-    return get_blas_funcs("gemm", dtype=dtype)
 
 
 class MLP:
