@@ -161,6 +161,10 @@ def browser():
         chromium.close()
 
 
+TYPESET = """() => [...document.querySelectorAll('span.math, div.math')]
+    .every(e => e.querySelector('.MathJax, .MathJax_Display, .MathJax_CHTML, mjx-container'))"""
+
+
 def _status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -176,10 +180,13 @@ def test_every_lab_page_in_a_browser(course, site, browser):
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # Offline: anything outside the site (e.g. MathJax from its CDN) is refused at once.
+    # every file a page loads from the site (scripts, fonts, figures) must be there
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    # Offline: anything outside the site (a CDN, say) is refused at once; MathJax must come from the book.
     page.route("**/*", lambda route: route.continue_() if urllib.parse.urlsplit(route.request.url).netloc == origin
                else route.abort())
     links: dict[str, str] = {}
+    math_pages: list[str] = []
     for path in pages:
         response = page.goto(site + path)
         assert response is not None and response.status == 200, path
@@ -191,11 +198,16 @@ def test_every_lab_page_in_a_browser(course, site, browser):
             widths = page.eval_on_selector_all(
                 "article img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
             assert sum(w > 0 for w in widths) >= 2, f"{path}: loaded figures {widths} (need at least 2)"
+        formulas = page.eval_on_selector_all("span.math, div.math", "m => m.length")
+        if formulas:  # every formula typeset by the book's own MathJax, none left as raw TeX
+            page.wait_for_function(TYPESET, timeout=30_000)
+            math_pages.append(path)
         for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)"):
             url = urllib.parse.urldefrag(href).url
             if urllib.parse.urlsplit(url).netloc == origin:
                 links.setdefault(url, path)
     page.close()
     assert not errors, errors
+    assert "book/labs/lab05_function.html" in math_pages, math_pages  # the lab that writes formulas
     broken = [f"{url} (linked from {source})" for url, source in links.items() if _status(url) != 200]
     assert not broken, "broken links:\n" + "\n".join(broken)
