@@ -222,3 +222,60 @@ def test_last_gain_per_run():
     assert gain["a"] == pytest.approx(0.1) and gain["b"] == pytest.approx(-0.05) and np.isnan(gain["c"])
     with pytest.raises(ValueError, match="no 'val_loss'"):
         search.last_gain(hist, metric="val_loss")
+
+
+def _scored(frame: pd.DataFrame) -> pd.DataFrame:
+    """A stand-in for training: accuracy rises with width and is best with relu and adam."""
+    score = (frame["width"] / 128 * 0.1 + (frame["activation"] == "relu") * 0.1 + (frame["optimizer"] == "adam") * 0.05
+             + 0.6)
+    return frame.assign(val_acc=score.to_numpy(), val_loss=(1 - score).to_numpy())
+
+
+def test_neighbours_change_exactly_one_hyperparameter_and_skip_what_ran():
+    keys = list(search.SPACE)
+    runs_so_far = _scored(search.sample(20, seed=5))
+    step = search.neighbours(runs_so_far, k=2)
+    assert list(step.columns) == [*keys, "base", "changed"]
+    bases = search.recommend(runs_so_far, k=2, distinct=("optimizer", "activation", "lr"))
+    assert set(step["base"]) <= set(bases.index)
+    for row in step.to_dict("records"):
+        base = runs_so_far.loc[row["base"], keys]
+        differs = [k for k in keys if not (base[k] == row[k])]
+        assert differs == [row["changed"]]
+    seen = {tuple(r) for r in runs_so_far[keys].astype(str).to_numpy()}
+    assert not any(tuple(r) in seen for r in step[keys].astype(str).to_numpy())
+    assert not step[keys].astype(str).duplicated().any()
+    one = search.neighbours(runs_so_far.head(1), k=1)
+    assert len(one) == sum(len(v) - 1 for v in search.SPACE.values())  # nothing else ran yet
+
+
+def test_local_steps_reach_a_setting_two_changes_away():
+    start = pd.DataFrame([{"epochs": 10, "layers": 3, "width": 32, "weight_decay": 0.0, "lr": 1e-3, "optimizer": "adam",
+                           "batch_size": 64, "init": "xavier", "activation": "tanh"}])
+    start = _scored(start)
+    calls = []
+
+    def train(frame):
+        calls.append(len(frame))
+        return _scored(frame)
+
+    one = search.local_steps(start, train, rounds=1, k=1)
+    assert one["round"].eq(1).all() and len(calls) == 1
+    assert not ((one["width"] == 128) & (one["activation"] == "relu")).any()  # one change at a time
+    two = search.local_steps(start, train, rounds=2, k=1)
+    best = search.best(pd.concat([start, two], ignore_index=True)).iloc[0]
+    assert (best["width"], best["activation"]) == (128, "relu")
+    assert set(two["round"]) == {1, 2}
+    assert search.local_steps(start, train, rounds=0).empty
+
+
+def test_local_steps_stop_when_nothing_is_left_and_check_train():
+    space = {"epochs": (5,), "layers": (3,), "width": (32, 64), "weight_decay": (0.0,), "lr": (1e-3,),
+             "optimizer": ("adam",), "batch_size": (64,), "init": ("xavier",), "activation": ("relu",)}
+    start = _scored(pd.DataFrame([{k: v[0] for k, v in space.items()}]))
+    steps = search.local_steps(start, _scored, rounds=5, k=1, space=space)
+    assert len(steps) == 1 and steps["round"].tolist() == [1]  # the only neighbour, then nothing new
+    with pytest.raises(ValueError, match="train"):
+        search.local_steps(start, lambda frame: frame.head(0), rounds=1, k=1, space=space)
+    with pytest.raises(ValueError, match="rounds"):
+        search.local_steps(start, _scored, rounds=-1)
