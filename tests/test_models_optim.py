@@ -125,3 +125,32 @@ def test_lean_adam_matches_torch_adam_bit_for_bit():
     for a, b in zip(ref_opt.state.values(), lean_opt.state.values()):
         assert all(torch.equal(a[k], b[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
     assert isinstance(optim.make("adam", lean.parameters()), optim.LeanAdam)
+
+
+def test_lean_adam_step_all_equals_stepping_each_alone():
+    """step_all shares one kernel call among optimizers with equal settings; nothing else changes."""
+    settings = [(1e-3, 0.0), (2e-3, 0.0), (1e-3, 0.0), (2e-3, 1e-2), (1e-3, 0.0)]
+
+    def members():
+        torch.manual_seed(0)
+        params = [[nn.Parameter(torch.randn(7, 4)), nn.Parameter(torch.randn(4))] for _ in settings]
+        return params, [optim.make("adam", ps, lr=lr, weight_decay=wd) for ps, (lr, wd) in zip(params, settings)]
+
+    (alone, alone_opts), (together, together_opts) = members(), members()
+    for step in range(6):
+        g = torch.Generator().manual_seed(step)
+        grads = [[torch.randn(p.shape, generator=g) for p in ps] for ps in alone]
+        for ps_a, ps_b, gs in zip(alone, together, grads):
+            for a, b, gr in zip(ps_a, ps_b, gs):
+                a.grad, b.grad = gr.clone(), gr.clone()
+        for opt in alone_opts:
+            opt.step()
+        optim.LeanAdam.step_all(together_opts)
+    for ps_a, ps_b, oa, ob in zip(alone, together, alone_opts, together_opts):
+        assert all(torch.equal(a, b) for a, b in zip(ps_a, ps_b))
+        for a, b in zip(ps_a, ps_b):
+            assert all(torch.equal(oa.state[a][k], ob.state[b][k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    sgd = [optim.make("sgd", [nn.Parameter(torch.ones(2))], lr=0.1)]
+    sgd[0].param_groups[0]["params"][0].grad = torch.ones(2)
+    optim.LeanAdam.step_all(sgd)  # anything else is stepped by its own step()
+    assert torch.allclose(sgd[0].param_groups[0]["params"][0], torch.full((2,), 0.9))

@@ -7,7 +7,7 @@ fastest kernel the installed torch offers (fused, else foreach).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -41,28 +41,56 @@ class LeanAdam(torch.optim.Adam):
         return (self._kernel is not None and group.get("fused") and not group["amsgrad"] and not group["maximize"]
                 and not group["capturable"] and not group["differentiable"] and not torch.is_tensor(group["lr"]))
 
+    def _states(self, params: list[torch.Tensor]) -> list[dict]:
+        states = [self.state[p] for p in params]
+        for p, st in zip(params, states):
+            if not st:  # the same initial state as torch.optim.Adam._init_group
+                st["step"] = torch.tensor(0.0, dtype=torch.float32, device=p.device)
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return states
+
+    @classmethod
+    def _fused(cls, params: list[torch.Tensor], states: list[dict], lr, betas, eps, weight_decay) -> None:
+        steps = [st["step"] for st in states]
+        torch._foreach_add_(steps, 1)
+        cls._kernel(params, [p.grad for p in params], [st["exp_avg"] for st in states],
+                    [st["exp_avg_sq"] for st in states], [], steps, amsgrad=False, lr=lr,
+                    beta1=betas[0], beta2=betas[1], weight_decay=weight_decay, eps=eps, maximize=False)
+
     @torch.no_grad()
     def step(self, closure=None):
         if closure is not None or not all(self._lean(g) for g in self.param_groups):
             return super().step(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            states = [self.state[p] for p in params]
-            for p, st in zip(params, states):
-                if not st:  # the same initial state as torch.optim.Adam._init_group
-                    st["step"] = torch.tensor(0.0, dtype=torch.float32, device=p.device)
-                    st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            steps = [st["step"] for st in states]
-            torch._foreach_add_(steps, 1)
-            beta1, beta2 = group["betas"]
-            self._kernel(params, [p.grad for p in params], [st["exp_avg"] for st in states],
-                         [st["exp_avg_sq"] for st in states], [], steps, amsgrad=False, lr=group["lr"],
-                         beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-                         maximize=False)
+            if params:
+                self._fused(params, self._states(params), group["lr"], group["betas"], group["eps"],
+                            group["weight_decay"])
         return None
+
+    @staticmethod
+    @torch.no_grad()
+    def step_all(optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        """Step several optimizers; LeanAdams that share lr, betas, eps and weight decay go through
+        one fused kernel call together (the stacked trainer's members: one call per distinct
+        setting instead of one per member). The kernel works tensor by tensor, so the result is
+        bit-identical to stepping each optimizer alone."""
+        if not all(isinstance(o, LeanAdam) and all(o._lean(g) for g in o.param_groups) for o in optimizers):
+            for o in optimizers:
+                o.step()
+            return
+        batches: dict[tuple, tuple[list, list]] = {}
+        for o in optimizers:
+            for group in o.param_groups:
+                params = [p for p in group["params"] if p.grad is not None]
+                key = (group["lr"], tuple(group["betas"]), group["eps"], group["weight_decay"])
+                batch = batches.setdefault(key, ([], []))
+                batch[0].extend(params)
+                batch[1].extend(o._states(params))
+        for (lr, betas, eps, wd), (params, states) in batches.items():
+            if params:
+                LeanAdam._fused(params, states, lr, betas, eps, wd)
 
 
 def _fast_kernel(cls) -> dict:

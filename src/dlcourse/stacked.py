@@ -196,10 +196,10 @@ class PerMemberTorch:
 
     @torch.no_grad()
     def step(self) -> None:
-        for i, (views, opt) in enumerate(zip(self.views, self.opts)):
+        for i, views in enumerate(self.views):
             for view, p in zip(views, self.params):
                 view.grad = p.grad[i]
-            opt.step()
+        optim_mod.LeanAdam.step_all(self.opts)  # members with equal settings share one kernel call
 
 
 #: Optimizers stepped by PerMemberTorch when torch has a fused kernel for them on the device.
