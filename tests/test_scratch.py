@@ -415,3 +415,13 @@ def test_matmul_into_matches_numpy_for_every_transpose(dtype, blas, rng, monkeyp
     fortran = np.asfortranarray(rng.standard_normal((5, 6)).astype(dtype))  # not C-ordered: NumPy path, in place
     assert scratch._matmul_into(fortran, a, b) is fortran
     np.testing.assert_allclose(fortran, a.astype(np.float64) @ b, rtol=tol, atol=tol)
+
+
+def test_blas_gemm_refuses_shapes_that_do_not_multiply(rng):
+    gemm = scratch._blas.gemm(np.float64)
+    if gemm is None:
+        pytest.skip("this NumPy was not built with the pip wheels' OpenBLAS")
+    a, b, c = rng.standard_normal((5, 4)), rng.standard_normal((3, 6)), np.zeros((5, 6))
+    with pytest.raises(ValueError, match="shapes do not multiply"):
+        gemm(c, a, b, 1.0, 0.0, False, False)
+    assert not c.any()  # nothing written

@@ -267,6 +267,11 @@ def test_local_steps_reach_a_setting_two_changes_away():
     assert (best["width"], best["activation"]) == (128, "relu")
     assert set(two["round"]) == {1, 2}
     assert search.local_steps(start, train, rounds=0).empty
+    shifted = search.local_steps(start.set_axis([7]), train, rounds=2, k=1)  # any index on the input
+    pool = pd.concat([start, shifted], ignore_index=True)
+    for row in shifted.to_dict("records"):  # `base` is a row of pool, differing only in `changed`
+        base = pool.loc[row["base"]]
+        assert [k for k in search.SPACE if base[k] != row[k]] == [row["changed"]]
 
 
 def test_local_steps_stop_when_nothing_is_left_and_check_train():

@@ -180,3 +180,12 @@ def test_one_epoch_on_fashion_mnist_reaches_084(real_root):
     torch.manual_seed(0)
     h = train.fit(models.mlp([256]), ds, epochs=1, batch_size=32, lr=1e-3, progress=False)
     assert h.final["test_acc"] >= 0.84, h.epochs
+
+
+@pytest.mark.parametrize("bad", ["images", 3, (torch.zeros(2, 4),)])
+def test_evaluate_and_fit_reject_data_that_is_no_split_or_pair(bad):
+    model = models.mlp([8], in_features=4, out_features=3)
+    with pytest.raises(ValueError, match=r"data=\w+ is not valid; pass a Split or an \(x, y\) pair"):
+        train.evaluate(model, bad)
+    with pytest.raises(ValueError, match=r"data=\w+ is not valid"):
+        train.fit(model, bad, progress=False)

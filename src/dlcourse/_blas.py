@@ -52,6 +52,10 @@ def gemm(dtype) -> Callable | None:
     def call(c: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float, beta: float, trans_a: bool, trans_b: bool):
         m, n = c.shape
         k = a.shape[0] if trans_a else a.shape[1]
+        # BLAS trusts these sizes and would read past the arrays if they were wrong
+        if (a.shape[::-1] if trans_a else a.shape) != (m, k) or (b.shape[::-1] if trans_b else b.shape) != (k, n):
+            raise ValueError(f"shapes do not multiply into c {c.shape}: a {a.shape} (trans_a={trans_a}), "
+                             f"b {b.shape} (trans_b={trans_b})")
         fn(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k,
            alpha, a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], beta, c.ctypes.data, n)
         return c

@@ -314,12 +314,12 @@ def local_steps(results: pd.DataFrame, train, rounds: int = 2, k: int = 2, targe
     `train(frame)` trains the configurations of `frame` and returns them with their metrics
     (e.g. `attach(frame, runs.sweep(...))`). Returns only the new runs, with a `round` column
     (1, 2, ...) and the `base` and `changed` columns of `neighbours`; empty when `rounds=0`.
-    Two rounds reach settings two changes away from a draw (a wider layer *and* another
+    `base` is a row position in `pd.concat([results, returned], ignore_index=True)`. Two rounds reach settings two changes away from a draw (a wider layer *and* another
     activation), which one round cannot.
     """
     validate.non_negative_int("rounds", rounds)
     validate.positive_int("k", k)
-    pool, new = results, []
+    pool, new = results.reset_index(drop=True), []
     for r in range(1, rounds + 1):
         candidates = neighbours(pool, k=k, target=target, space=space)
         if candidates.empty:

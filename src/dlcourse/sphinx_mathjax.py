@@ -37,8 +37,9 @@ def _use_local(app: Sphinx, config) -> None:
         return
     config.mathjax_path = ENTRY
     # Sphinx marks the page body tex2jax_ignore and each formula class="math"; MyST tells
-    # MathJax 3 to process that class, MathJax 2 needs the same through its tex2jax settings.
-    config.mathjax2_config = {"tex2jax": {"processClass": "tex2jax_process|mathjax_process|math|output_area",
+    # MathJax 3 which classes to process, MathJax 2 needs the same through its tex2jax settings.
+    classes = getattr(config, "myst_mathjax_classes", None) or "tex2jax_process|mathjax_process|math|output_area"
+    config.mathjax2_config = {"tex2jax": {"processClass": classes,
                                           "inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
                                           "processEscapes": True, "processEnvironments": True},
                               # the package ships only the STIX-Web fonts (as Jupyter configures it)

@@ -69,10 +69,14 @@ def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return mse
 
 
-def _as_split(data) -> Split:
+def as_split(data) -> Split:
+    """A Split as given, or one built from an (x, y) pair; anything else is a ValueError."""
     if isinstance(data, Split):
         return data
-    x, y = data
+    try:
+        x, y = data
+    except (TypeError, ValueError):
+        raise ValueError(f"data={type(data).__name__} is not valid; pass a Split or an (x, y) pair of tensors") from None
     return Split(x, y)
 
 
@@ -103,7 +107,7 @@ def forward_in_chunks(model: nn.Module, x: torch.Tensor, batch_size: int = 10_00
 
 def evaluate(model: nn.Module, data, loss: str = "ce", batch_size: int = 10_000) -> tuple[float, float]:
     """Mean loss and accuracy of `model` on `data` (a Split or (x, y)); accuracy is NaN for real targets."""
-    split = _as_split(data)
+    split = as_split(data)
     fn = loss_fn(loss)
     out = forward_in_chunks(model, split.x, batch_size)
     total, correct, n = 0.0, 0, len(split)
@@ -170,8 +174,8 @@ def fit(
         train = data.train
         eval_sets = data.eval_sets() if eval_sets is None else eval_sets
     else:
-        train = _as_split(data)
-    eval_sets = {k: _as_split(v).to(device) for k, v in (eval_sets or {}).items()}
+        train = as_split(data)
+    eval_sets = {k: as_split(v).to(device) for k, v in (eval_sets or {}).items()}
     x, y = train.x.to(device), train.y.to(device)
     n = x.shape[0]
     classify = not y.is_floating_point()

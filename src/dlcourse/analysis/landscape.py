@@ -27,20 +27,10 @@ from torch import nn
 from .. import validate
 from ..data import Split
 from ..metrics import rank_correlation  # re-exported: the labs call landscape.rank_correlation
-from ..train import LOSSES, evaluate, model_device
+from ..train import LOSSES, as_split, evaluate, model_device
 
 BN_STATS = ("interpolate", "recompute")
 OUTPUTS = ("softmax", "logits")
-
-
-def _as_split(data) -> Split:
-    if isinstance(data, Split):
-        return data
-    try:
-        x, y = data
-    except (TypeError, ValueError):
-        raise ValueError(f"data={type(data).__name__} is not valid; pass a Split or an (x, y) pair of tensors") from None
-    return Split(x, y)
 
 
 def _head(split: Split, max_samples: int | None) -> Split:
@@ -110,7 +100,7 @@ def _bn_modules(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 def recompute_bn_stats(model: nn.Module, data, batch_size: int = 1000) -> nn.Module:
     """Re-estimate every batch-norm layer's running mean and variance on `data` (exact averages over
     all of it, in batches); other layers stay in eval mode. Returns the model in eval mode."""
-    split = _as_split(data)
+    split = as_split(data)
     bns = _bn_modules(model)
     if not bns:
         return model.eval()
@@ -153,13 +143,13 @@ def interpolation_curve(
     if not isinstance(sets, Mapping) or not sets:
         raise ValueError(f"sets={sets!r} is not valid; pass a dict of named data sets, e.g. {{'train': ..., 'test': ...}}")
     _check_same_architecture(model_a, model_b)
-    splits = {name: _head(_as_split(s), max_samples) for name, s in sets.items()}
+    splits = {name: _head(as_split(s), max_samples) for name, s in sets.items()}
     if bn_stats == "recompute":
         if bn_data is None:
             if "train" not in sets:
                 raise ValueError("bn_data=None is not valid with bn_stats='recompute' unless sets has a 'train' entry")
             bn_data = sets["train"]
-        bn_data = _as_split(bn_data)
+        bn_data = as_split(bn_data)
     state_a = {k: v.detach() for k, v in model_a.state_dict().items()}
     state_b = {k: v.detach() for k, v in model_b.state_dict().items()}
     probe = copy.deepcopy(model_a).eval()
@@ -215,7 +205,7 @@ def input_sensitivity(model: nn.Module, data, output: str = "softmax", max_sampl
 
     `data`: a Split, an (x, y) pair or an input tensor; `max_samples` uses only the first that many.
     """
-    x = data if isinstance(data, torch.Tensor) else _as_split(data).x
+    x = data if isinstance(data, torch.Tensor) else as_split(data).x
     validate.positive_int("max_samples", max_samples, allow_none=True)
     if max_samples is not None:
         x = x[:max_samples]

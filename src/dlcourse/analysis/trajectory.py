@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from ..metrics import rank_correlation
+from ..train import forward_in_chunks
 
 Snapshots = Sequence[tuple[int, Mapping[str, torch.Tensor]]]
 
@@ -284,8 +285,6 @@ def comovement(steps: pd.DataFrame, window: int = 1) -> dict:
 def predict_curve(model: torch.nn.Module, function: str, n: int = 1000, low: float = -1.0, high: float = 1.0) -> pd.DataFrame:
     """A trained 1-D model against its target on a dense grid: columns x, target, prediction, error."""
     from ..data import function_data
-
-    from ..train import forward_in_chunks
 
     grid = function_data(function, n, low, high, device="cpu")
     pred = forward_in_chunks(model, grid.x).to("cpu").reshape(-1)
