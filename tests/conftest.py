@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
+import hashlib
+import http.server
 import os
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +78,37 @@ def real_root() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own results cache, never the project's .cache/."""
     monkeypatch.setenv("DLCOURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch):
+    """No test downloads from torchvision's mirrors: only a DLCOURSE_MIRROR a test serves itself."""
+    monkeypatch.setenv("DLCOURSE_MIRROR_ONLY", "1")
+    monkeypatch.delenv("DLCOURSE_MIRROR", raising=False)
+
+
+def write_sha256sums(root: Path) -> Path:
+    """`sha256sum`-format checksums of every .gz under `root`, as a mirror publishes them."""
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}"
+             for p in sorted(root.rglob("*.gz"))]
+    (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    return root / "SHA256SUMS"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path):
+    """`folder` over HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

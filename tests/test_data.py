@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import urllib.error
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import make_idx_dataset, write_idx
-from dlcourse import data
+from conftest import make_idx_dataset, serve, write_idx, write_sha256sums
+from dlcourse import data, download, settings
 
 
 def test_loads_toy_idx_through_torchvision(toy_root):
@@ -60,24 +65,140 @@ def test_environment_variable_and_argument_order(toy_root, tmp_path, monkeypatch
 
 def test_missing_data_names_dataset_places_and_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("DLCOURSE_DATA", str(tmp_path / "env"))
-    monkeypatch.chdir(tmp_path)
     with pytest.raises(data.DataError) as err:
-        data.load("fashion-mnist", tmp_path / "arg", device="cpu", download=False)
+        data.load("fashion-mnist", device="cpu", download=False)
     msg = str(err.value)
-    assert "fashion-mnist" in msg and "DLCOURSE_DATA" in msg
-    for place in ("arg", "env", "data"):
-        assert str((tmp_path / place / "FashionMNIST" / "raw").resolve()) in msg
+    assert "fashion-mnist" in msg and "DLCOURSE_DATA" in msg and "DLCOURSE_MIRROR" in msg
+    for place in (tmp_path / "env", settings.project_root() / "data"):
+        assert str((place / "FashionMNIST" / "raw").resolve()) in msg
+
+
+def test_explicit_root_is_authoritative(toy_root, tmp_path, monkeypatch):
+    """A root= that holds no data is an error listing that root alone, even when DLCOURSE_DATA has the data."""
+    monkeypatch.setenv("DLCOURSE_DATA", str(toy_root))
+    empty = tmp_path / "arg"
+    assert data.find_root("mnist", empty) is None
+    with pytest.raises(data.DataError) as err:
+        data.load("mnist", empty, device="cpu", download=False)
+    msg = str(err.value)
+    assert str((empty / "MNIST" / "raw").resolve()) in msg and "explicit root is the only place" in msg
+    assert str(toy_root / "MNIST") not in msg
+
+
+def test_relative_roots_resolve_against_the_project(tmp_path, monkeypatch):
+    """JupyterLab runs kernels in notebooks/: ./data must still mean the checkout's data/."""
+    monkeypatch.chdir(tmp_path)
+    project = settings.project_root()
+    monkeypatch.setenv("DLCOURSE_DATA", "shared")
+    assert settings.data_roots() == [project / "shared", project / "data"]
+    assert settings.data_roots("mine") == [project / "mine"]
+    assert settings.data_roots(tmp_path / "abs") == [tmp_path / "abs"]
 
 
 def test_offline_download_failure_is_explained(tmp_path, monkeypatch):
-    def offline(self, *a, **k):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(data.DATASETS["mnist"].cls, "download", offline)
-    monkeypatch.delenv("DLCOURSE_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(data.DataError, match="download failed.*no network"):
+    monkeypatch.setenv("DLCOURSE_MIRROR", "http://127.0.0.1:9/")  # the discard port: refused at once
+    with pytest.raises(data.DataError) as err:
         data.load("mnist", tmp_path / "root", device="cpu")
+    msg = str(err.value)
+    assert "download failed" in msg and "http://127.0.0.1:9/MNIST/raw/train-images-idx3-ubyte.gz" in msg
+    assert not (tmp_path / "root" / "MNIST").exists()
+
+
+def test_only_127_mirrors_in_tests(monkeypatch):
+    """Torchvision's own mirrors come after DLCOURSE_MIRROR, and not at all under DLCOURSE_MIRROR_ONLY."""
+    monkeypatch.setenv("DLCOURSE_MIRROR", "http://127.0.0.1:1/ /srv/data")
+    cls = data.DATASETS["mnist"].cls
+    assert download.mirrors(cls) == [("http://127.0.0.1:1/", True), (Path("/srv/data").as_uri() + "/", True)]
+    monkeypatch.setenv("DLCOURSE_MIRROR_ONLY", "0")
+    assert download.mirrors(cls)[2:] == [(m, False) for m in cls.mirrors]
+
+
+@pytest.fixture
+def toy_mirror(tmp_path):
+    """A mirror folder holding toy MNIST .gz files (not torchvision's) and their SHA256SUMS."""
+    folder = make_idx_dataset(tmp_path / "mirror", "mnist", n_train=300, n_test=100, gz=True)
+    for f in (folder / "MNIST" / "raw").glob("*-ubyte"):
+        f.unlink()  # a mirror serves the .gz files only
+    write_sha256sums(folder)
+    return folder
+
+
+def test_download_through_a_mirror_checked_by_its_sha256sums(toy_mirror, tmp_path, monkeypatch):
+    root = tmp_path / "empty"
+    root.mkdir()
+    monkeypatch.setenv("DLCOURSE_DATA", str(root))
+    lines = []
+    with serve(toy_mirror) as url:
+        monkeypatch.setenv("DLCOURSE_MIRROR", url)
+        ds = data.load("mnist", device="cpu")
+        place, fetched = data.get("mnist", log=lines.append)
+    assert (len(ds.train), len(ds.test)) == (300, 100) and ds.root == root == place
+    assert fetched == [] and len(lines) == 0  # the second call found the data
+    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == sorted(
+        [f"{p}-{k}-ubyte{gz}" for p in ("train", "t10k") for k in ("images-idx3", "labels-idx1") for gz in ("", ".gz")])
+    assert sorted(p.name for p in root.iterdir()) == ["MNIST"]  # no temporary folder, no lock file
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "unlisted"])
+def test_a_file_failing_its_check_is_an_error_and_leaves_nothing(damage, toy_mirror, tmp_path, monkeypatch):
+    victim = toy_mirror / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    if damage == "corrupt":  # listed in SHA256SUMS, but the bytes served are others
+        victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    else:  # no SHA256SUMS: only torchvision's MD5s count, and toy files match none
+        (toy_mirror / "SHA256SUMS").unlink()
+    root = tmp_path / "empty"
+    root.mkdir()
+    with serve(toy_mirror) as url:
+        monkeypatch.setenv("DLCOURSE_MIRROR", url)
+        with pytest.raises(data.DataError) as err:
+            data.load("mnist", root, device="cpu")
+    msg = str(err.value)
+    bad = "t10k-labels-idx1-ubyte.gz" if damage == "corrupt" else "train-images-idx3-ubyte.gz"
+    assert f"MNIST/raw/{bad} from the mirror {url} does not match its checksum" in msg, msg
+    assert list(root.iterdir()) == []
+
+
+def test_the_download_waits_for_the_lock(toy_mirror, tmp_path, monkeypatch):
+    """While another process holds the data root's lock, nothing is fetched; after, its data is used."""
+    root = tmp_path / "shared-root"
+    root.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom dlcourse import download\nfrom conftest import make_idx_dataset\n"
+         f"lock = download._lock(__import__('pathlib').Path({str(root)!r}), 'MNIST')\nlock.acquire()\n"
+         "print('held', flush=True)\nsys.stdin.readline()\n"
+         f"make_idx_dataset(__import__('pathlib').Path({str(root)!r}), 'mnist', n_train=77, n_test=11)\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = {}
+        with serve(toy_mirror) as url:
+            monkeypatch.setenv("DLCOURSE_MIRROR", url)
+            waiter = threading.Thread(target=lambda: result.update(got=data.get("mnist", root)))
+            waiter.start()
+            time.sleep(1.5)
+            assert waiter.is_alive() and list(root.iterdir()) == []  # waiting, nothing written
+            holder.communicate("go\n", timeout=60)
+            waiter.join(60)
+        place, fetched = result["got"]
+        assert place == root and fetched == []  # the other process's data, not a second download
+        assert len(data.load("mnist", root, device="cpu", download=False).train) == 77
+    finally:
+        holder.kill()
+
+
+def test_dead_download_temporaries_are_removed(toy_mirror, tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = root / f".tmp-MNIST-{dead.pid}-deadbeef"
+    (leftover / "sub").mkdir(parents=True)
+    alive = root / f".tmp-MNIST-{os.getpid()}-cafecafe"
+    alive.mkdir()
+    with serve(toy_mirror) as url:
+        monkeypatch.setenv("DLCOURSE_MIRROR", url)
+        data.get("mnist", root)
+    assert not leftover.exists() and alive.exists()
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 import torchvision
 
-from . import validate
+from . import validate, vocabulary
+from .download import DataError, Fetched, fetch
 from .settings import data_roots, resolve_device
 
 
@@ -39,11 +40,8 @@ DATASETS: dict[str, _Source] = {
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
 }
-FUNCTIONS = ("sinc", "sign")
-
-
-class DataError(RuntimeError):
-    """Data missing, truncated or corrupt: says what, where it looked, and how to fix it."""
+assert tuple(DATASETS) == vocabulary.DATASETS, "data.DATASETS must describe vocabulary.DATASETS"
+FUNCTIONS = vocabulary.FUNCTIONS
 
 
 @dataclass(frozen=True)
@@ -90,22 +88,24 @@ def _has_files(root: Path, source: _Source) -> bool:
 
 def find_root(name: str, root=None) -> Path | None:
     """The first place that holds the data set's raw files, or None."""
-    source = DATASETS[validate.choice("dataset", name, DATASETS)]
+    source = DATASETS[validate.choice("dataset", name, vocabulary.DATASETS)]
     for place in data_roots(root):
         if _has_files(place, source):
             return place
     return None
 
 
-def _missing_error(name: str, places: list[Path], reason: str) -> DataError:
+def _missing_error(name: str, places: list[Path], reason: str, explicit: bool) -> DataError:
     source = DATASETS[name]
     looked = "\n".join(f"  - {(p / source.folder / 'raw').resolve()}" for p in places)
+    only = " (an explicit root is the only place looked at: DLCOURSE_DATA and data/ were not)" if explicit else ""
     return DataError(
         f"{name}: the data set was not found and could not be downloaded ({reason}).\n"
-        f"Looked in:\n{looked}\n"
+        f"Looked in{only}:\n{looked}\n"
         f"Fix: point the data root at a folder holding {source.folder}/raw/*-ubyte files, e.g.\n"
         f"  export DLCOURSE_DATA=/path/to/data   (or pass root=... / --root ...)\n"
-        f"or run once with internet access so that torchvision can download it."
+        f"or set DLCOURSE_MIRROR to a server holding {source.folder}/raw/*.gz, or get internet access,\n"
+        f"then `dlcourse data get {name}`."
     )
 
 
@@ -145,20 +145,32 @@ def _raw_tensors(name: str, place: Path):
     return _read_raw(name, str(place), os.path.getmtime(raw))
 
 
-def _locate_or_download(name: str, root, download: bool) -> Path:
+def get(name: str, root=None, *, log=None) -> tuple[Path, list[Fetched]]:
+    """The data root holding `name`, downloading it into the first root when it is nowhere.
+
+    Returns the place and what was fetched (nothing when it was already there). Downloads go
+    through $DLCOURSE_MIRROR first, then torchvision's mirrors; see `dlcourse.download`.
+    """
+    name = validate.choice("dataset", name, vocabulary.DATASETS)
     place = find_root(name, root)
     if place is not None:
-        return place
+        return place, []
     places = data_roots(root)
-    if not download:
-        raise _missing_error(name, places, "download=False")
-    target = places[0]
+    source = DATASETS[name]
     try:
-        DATASETS[name].cls(str(target), train=True, download=True)
-        DATASETS[name].cls(str(target), train=False, download=True)
-    except Exception as exc:
-        raise _missing_error(name, places, f"download failed: {type(exc).__name__}: {exc}") from exc
-    return target
+        fetched = fetch(places[0], source.folder, source.cls, present=lambda: _has_files(places[0], source), log=log)
+    except DataError as exc:
+        raise _missing_error(name, places, f"download failed: {exc}", root is not None) from None
+    return places[0], fetched
+
+
+def _locate_or_download(name: str, root, download: bool) -> Path:
+    if download:
+        return get(name, root)[0]
+    place = find_root(name, root)
+    if place is None:
+        raise _missing_error(name, data_roots(root), "download=False", root is not None)
+    return place
 
 
 def load(
@@ -179,7 +191,7 @@ def load(
     subset of what remains; `random_labels` replaces the training labels by a seeded permutation.
     Sizes come from the files: MNIST here may hold 10,000 training images, not 60,000.
     """
-    name = validate.choice("dataset", name, DATASETS)
+    name = validate.choice("dataset", name, vocabulary.DATASETS)
     validate.positive_int("train_size", train_size, allow_none=True)
     validate.non_negative_int("val_size", val_size)
     device = resolve_device(device)
@@ -234,7 +246,7 @@ def function_data(
 
     `sinc`: sin(5πx)/(5πx) (1 at x=0); `sign`: sign(sin(5πx)). Returns x and y of shape (n, 1).
     """
-    name = validate.choice("function", name, FUNCTIONS)
+    name = validate.choice("function", name, vocabulary.FUNCTIONS)
     validate.positive_int("n", n)
     if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and math.isfinite(low)
             and math.isfinite(high) and low < high):

@@ -390,7 +390,7 @@ def load_data(spec: RunSpec, root=None) -> data_mod.Dataset:
                                                               device=device))
         else:
             ds = data_mod.load(spec.dataset, root, device=device, train_size=spec.train_size,
-                               val_size=spec.val_size, download=False)
+                               val_size=spec.val_size)
             if spec.test_size is not None:
                 if spec.test_size > len(ds.test):
                     raise ValueError(f"test_size={spec.test_size} is not valid; {spec.dataset} has "

@@ -30,19 +30,26 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
-    """Places to look for data, in order: the argument, $DLCOURSE_DATA, ./data."""
-    places: list[Path] = []
+    """Places to look for data, in order: an explicit `root` alone, else $DLCOURSE_DATA, then data/.
+
+    An explicit root is authoritative: a root that holds no data is not silently replaced by
+    another. Relative paths resolve against the project root, so that `make`, papermill and
+    JupyterLab (whose kernels run in notebooks/) all mean the checkout's data/.
+    """
+    def place(path) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else project_root() / path
+
     if root is not None:
-        places.append(Path(root))
-    if os.environ.get("DLCOURSE_DATA"):
-        places.append(Path(os.environ["DLCOURSE_DATA"]))
-    places.append(Path("data"))
+        return [place(root)]
+    places = [place(os.environ["DLCOURSE_DATA"])] if os.environ.get("DLCOURSE_DATA") else []
+    places.append(project_root() / "data")
     seen, unique = set(), []
     for p in places:
-        key = p.expanduser().resolve()
+        key = p.resolve()
         if key not in seen:
             seen.add(key)
-            unique.append(p.expanduser())
+            unique.append(p)
     return unique
 
 
