@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from dlcourse import book, cli, labs
+from dlcourse import book, cli, execution, labs
 
 REPO = Path(__file__).resolve().parents[1]
 
-VALIDATE = '''\
+CHECK_LINE = "from dlcourse.labs import check_parameters; check_parameters()"
+VALIDATE = CHECK_LINE + '''
 if not isinstance(widths, list) or not all(isinstance(w, int) and w > 0 for w in widths):
     raise ValueError(f"widths={widths!r} is not valid; give a list of positive ints, e.g. [4, 8]")
 if not lr > 0:
@@ -41,7 +45,7 @@ for w in widths:
 
 def lab_notebook(number: int, title: str) -> nbformat.NotebookNode:
     """A lab in the course's shape: title, parameters cell, validation cell, two figures, a late check."""
-    params = new_code_cell('size = 3\nwidths = [4, 8]\nlr = 0.1\nfail_late = False\nprofile = "laptop"')
+    params = new_code_cell('size = 3\nwidths = [4, 8]\nlr = 0.1\nfail_late = False\npause = 0.0\nprofile = "laptop"')
     params.metadata["tags"] = ["parameters"]
     cells = [
         new_markdown_cell(f"# Lab {number}: {title}\n\nA fixture lab: it draws one line per width."),
@@ -49,7 +53,8 @@ def lab_notebook(number: int, title: str) -> nbformat.NotebookNode:
         new_code_cell(VALIDATE),
         new_markdown_cell("## Figures\n\nSee {doc}`../setup` for how to run it."),
         new_code_cell(FIGURES),
-        new_code_cell('import os\nprint("cwd", os.getcwd())\nif fail_late:\n    raise RuntimeError("late failure")'),
+        new_code_cell('import os\nimport time\nprint("cwd", os.getcwd())\ntime.sleep(pause)\nif fail_late:\n'
+                      '    raise RuntimeError("late failure")'),
     ]
     return new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
@@ -141,7 +146,7 @@ def test_run_writes_atomically_and_stamps(course, capsys):
     made = nb.metadata["dlcourse"]
     assert made["profile"] == "smoke" and made["parameters"] == {"profile": "smoke", "size": 4, "lr": 0.5}
     # Both parameter cells (the lab's own and papermill's injected one) are collapsed in the book.
-    tagged = {t: c for c in nb.cells for t in c.metadata.get("tags", []) if t in labs.HIDDEN_TAGS}
+    tagged = {t: c for c in nb.cells for t in c.metadata.get("tags", []) if t in execution.HIDDEN_TAGS}
     assert set(tagged) == {"parameters", "injected-parameters"}
     assert all("hide-input" in c.metadata["tags"] for c in tagged.values())
     # The notebook ran with the course root as working directory.
@@ -153,16 +158,16 @@ def test_run_writes_atomically_and_stamps(course, capsys):
     lab = labs.discover(course)[0]
     params = labs.resolve_parameters(lab, "smoke", root=course)
     out_dir = course / "book" / "labs"
-    assert not labs.is_stale(lab, params, out_dir)
+    assert not execution.is_stale(lab, params, out_dir)
     assert [lab.stem for lab, _ in book.stale_labs(course, "smoke")] == ["lab02_other"]
-    assert labs.is_stale(lab, {**params, "size": 5}, out_dir)
-    assert labs.is_stale(lab, params, out_dir, fingerprint="other code")
+    assert execution.is_stale(lab, {**params, "size": 5}, out_dir)
+    assert execution.is_stale(lab, params, out_dir, fingerprint="other code")
     code, out = run_cli(capsys, "labs", "list", "--root", str(course))
     assert "executed (smoke profile)" in out and "not executed" in out
     nb_src = nbformat.read(lab.path, as_version=4)
     nb_src.cells[4].source += "\nprint('changed')"
     nbformat.write(nb_src, lab.path)
-    assert labs.is_stale(lab, params, out_dir)
+    assert execution.is_stale(lab, params, out_dir)
 
 
 def test_bad_parameter_fails_in_validation_cell_and_leaves_nothing(course, capsys):
@@ -170,29 +175,37 @@ def test_bad_parameter_fails_in_validation_cell_and_leaves_nothing(course, capsy
                         "-q", "-p", "lr=-1")
     assert code != 0
     assert "ValueError: lr=-1 is not valid; must be > 0" in out
-    assert "lab01_fixture failed in cell 3" in out and "if not isinstance(widths, list)" in out
+    # the cell, and the line of it that raised (not its first line)
+    assert "lab01_fixture failed in cell 3, line 5 " in out, out
+    assert 'raise ValueError(f"lr={lr!r} is not valid; must be > 0")' in out
     assert out_files(course) == []
 
 
 def test_string_where_a_list_belongs_fails_naming_the_parameter(course):
     lab = labs.discover(course)[0]
     params = labs.resolve_parameters(lab, "smoke", overrides=["widths=[4, 8]"], root=course)
-    with pytest.raises(labs.LabError) as info:
-        labs.execute(lab, params, course / "book" / "labs", root=course)
+    with pytest.raises(execution.LabError) as info:
+        execution.execute(lab, params, course / "book" / "labs", root=course)
     err = info.value
     assert (err.ename, err.cell_index) == ("ValueError", 3)  # the cell right after the injected parameters
     assert "widths='[4, 8]' is not valid" in err.evalue
     assert out_files(course) == []
 
 
-def test_late_failure_removes_the_older_copy_and_the_temporary(course):
+def test_late_failure_keeps_the_older_copy_marked_stale_and_no_temporary(course):
     lab = labs.discover(course)[0]
     out_dir = course / "book" / "labs"
-    labs.execute(lab, {"size": 2}, out_dir, root=course)
+    execution.execute(lab, {"size": 2}, out_dir, root=course)
     assert out_files(course) == ["lab01_fixture.ipynb"]
-    with pytest.raises(labs.LabError, match=r"cell 6 .*RuntimeError: late failure"):
-        labs.execute(lab, {"fail_late": True}, out_dir, root=course)
-    assert out_files(course) == []
+    good = nbformat.read(out_dir / "lab01_fixture.ipynb", as_version=4)
+    with pytest.raises(execution.LabError, match=r"cell 6, line 6 .*RuntimeError: late failure") as err:
+        execution.execute(lab, {"fail_late": True}, out_dir, root=course)
+    assert "was kept, marked stale" in str(err.value)
+    assert out_files(course) == ["lab01_fixture.ipynb"]
+    kept = nbformat.read(out_dir / "lab01_fixture.ipynb", as_version=4)
+    assert [c.get("outputs") for c in kept.cells] == [c.get("outputs") for c in good.cells]
+    assert kept.metadata["dlcourse"]["stale"].startswith("the last run failed: lab01_fixture failed in cell 6")
+    assert execution.is_stale(lab, {"size": 2}, out_dir)
 
 
 def test_toc_lists_the_labs_found(course):
@@ -212,7 +225,7 @@ def test_committed_toc_matches_the_labs_in_the_repo():
 def test_kernel_runs_this_python():
     from jupyter_client.kernelspec import KernelSpecManager
 
-    argv0 = KernelSpecManager().get_kernel_spec(labs.kernel_name()).argv[0]
+    argv0 = KernelSpecManager().get_kernel_spec(execution.kernel_name()).argv[0]
     assert argv0 in ("python", "python3") or os.path.abspath(argv0) == os.path.abspath(sys.executable)
 
 
@@ -244,4 +257,4 @@ def test_real_lab_rejects_bad_values_in_the_validation_cell(kind, tmp_path, caps
     assert not out.exists() or not list(out.iterdir())
     nb = nbformat.read(lab.path, as_version=4)
     params_index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    assert f"failed in cell {params_index + 2} " in text, text  # right after the injected parameters
+    assert f"failed in cell {params_index + 2}, line " in text, text  # right after the injected parameters

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import execution
 from . import labs as labs_mod
 
 _log = functools.partial(print, flush=True)
@@ -43,7 +44,7 @@ def write_toc(root: str | os.PathLike, labs: list[labs_mod.Lab]) -> bool:
 def remove_orphans(out_dir: Path, labs: list[labs_mod.Lab]) -> list[Path]:
     """Executed notebooks whose source lab no longer exists (the book would publish them as orphans)."""
     keep = {lab.path.name for lab in labs}
-    gone = [p for p in out_dir.glob("*.ipynb") if p.name not in keep]
+    gone = [p for p in out_dir.glob("*.ipynb") if p.name not in keep and not p.name.startswith(".")]
     for path in gone:
         path.unlink(missing_ok=True)
     return gone
@@ -54,39 +55,45 @@ def stale_labs(root: str | os.PathLike, profile: str = "laptop", *, force: bool 
     """(lab, parameters) of every lab that must be executed for the book at `profile`."""
     labs = labs_mod.discover(root)
     out_dir = Path(root) / "book" / "labs"
-    fingerprint = fingerprint if fingerprint is not None else labs_mod.code_fingerprint()
+    fingerprint = fingerprint if fingerprint is not None else execution.code_fingerprint()
     todo = []
     for lab in labs:
         params = labs_mod.resolve_parameters(lab, profile, root=root)
-        if force or labs_mod.is_stale(lab, params, out_dir, fingerprint):
+        if force or execution.is_stale(lab, params, out_dir, fingerprint):
             todo.append((lab, params))
     return todo
 
 
 def run_labs(root: str | os.PathLike, profile: str = "laptop", *, force: bool = False,
-             timeout: float | None = labs_mod.DEFAULT_TIMEOUT, progress: bool = False, log=_log) -> list[str]:
-    """Execute the stale labs; return the names executed. All are tried; failures raise one LabError."""
+             timeout: float | None = execution.DEFAULT_TIMEOUT, progress: bool = False, log=_log) -> list[str]:
+    """Execute the stale labs; return the names executed. All are tried; failures raise one LabError.
+
+    Every lab's parameter names are checked first, so a misspelled name in a profile fails at
+    once rather than after the labs before it ran. A lab that fails keeps its previous copy.
+    """
     root = Path(root)
     labs = labs_mod.discover(root)
     out_dir = root / "book" / "labs"
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_orphans(out_dir, labs)
-    fingerprint = labs_mod.code_fingerprint()
+    fingerprint = execution.code_fingerprint()
     todo = stale_labs(root, profile, force=force, fingerprint=fingerprint)
+    for lab, params in todo:
+        labs_mod.check_names(lab, params)
     log(f"labs: {len(labs) - len(todo)} current, {len(todo)} to execute (profile {profile})")
     failures = []
     for lab, params in todo:
         log(f"  {lab.stem}: executing ...")
         start = time.perf_counter()
         try:
-            labs_mod.execute(lab, params, out_dir, root=root, timeout=timeout, progress=progress,
+            execution.execute(lab, params, out_dir, root=root, timeout=timeout, progress=progress,
                              profile=str(profile), fingerprint=fingerprint)
             log(f"  {lab.stem}: done in {time.perf_counter() - start:.0f} s")
-        except labs_mod.LabError as exc:
+        except execution.LabError as exc:
             log(f"  {lab.stem}: FAILED after {time.perf_counter() - start:.0f} s")
             failures.append(str(exc))
     if failures:
-        raise labs_mod.LabError("\n".join(failures))
+        raise execution.LabError("\n".join(failures))
     return [lab.stem for lab, _ in todo]
 
 
@@ -98,7 +105,7 @@ def jupyter_book(root: str | os.PathLike, *extra: str) -> int:
 
 
 def build(root: str | os.PathLike, profile: str = "laptop", *, force: bool = False,
-          timeout: float | None = labs_mod.DEFAULT_TIMEOUT, progress: bool = False, log=_log) -> Path:
+          timeout: float | None = execution.DEFAULT_TIMEOUT, progress: bool = False, log=_log) -> Path:
     """Execute the stale labs, write `_toc.yml`, build the HTML book; return the folder of index.html."""
     root = Path(root).resolve()
     run_labs(root, profile, force=force, timeout=timeout, progress=progress, log=log)
@@ -109,21 +116,3 @@ def build(root: str | os.PathLike, profile: str = "laptop", *, force: bool = Fal
     html = root / "_build" / "html"
     log(f"book: {html / 'index.html'}")
     return html
-
-
-def _book(args) -> int:
-    labs_mod.exit_on_sigterm()
-    root = Path(args.root) if args.root else labs_mod.default_root()
-    build(root, args.profile, force=args.force, timeout=args.timeout, progress=args.progress)
-    return 0
-
-
-def register(sub) -> None:
-    """`dlcourse book`."""
-    book = sub.add_parser("book", help="execute the stale labs, then build the HTML book into _build/html")
-    labs_mod.add_common(book)
-    book.add_argument("--force", action="store_true", help="execute every lab and rebuild every page")
-    book.add_argument("--timeout", type=float, default=labs_mod.DEFAULT_TIMEOUT,
-                      help=f"seconds allowed per notebook cell (default {labs_mod.DEFAULT_TIMEOUT}; 0: no limit)")
-    book.add_argument("--progress", action="store_true", help="show papermill's progress bar per lab")
-    book.set_defaults(func=_book)

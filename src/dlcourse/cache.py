@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -244,100 +243,3 @@ class Store:
             what = "no entry" if not hits else f"{len(hits)} entries ({', '.join(hits[:5])})"
             raise ValueError(f"key={prefix!r} is not valid: {what} in {self.root} match it")
         return hits[0]
-
-
-# -- the `dlcourse runs` command ----------------------------------------------------------
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
-def _age(seconds: float) -> str:
-    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= span:
-            return f"{seconds / span:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def _summary(spec: dict | None) -> str:
-    if not spec:
-        return "?"
-    arch = spec.get("hidden") if spec.get("model") == "mlp" else f"c{spec.get('channels')} d{spec.get('dense')}"
-    return (f"{spec.get('dataset')} n={spec.get('train_size') or 'all'} {spec.get('model')}{list(arch or [])} "
-            f"{spec.get('optimizer')} lr={spec.get('lr')} b={spec.get('batch_size')} e={spec.get('epochs')} "
-            f"seed={spec.get('seed')}")
-
-
-def _ls(args) -> int:
-    store = Store(args.cache)
-    infos = store.entries()
-    total = sum(i.size for i in infos)
-    print(f"{store.root}: {len(infos)} entries, {_size(total)}")
-    for i in sorted(infos, key=lambda i: i.created):
-        acc = (i.metrics or {}).get("test_acc")
-        acc = f"test_acc={acc:.4f}" if isinstance(acc, float) and acc == acc else ""
-        status = "ok     " if i.valid else "CORRUPT"
-        print(f"{i.key}  {status} {_age(i.age):>4s} {_size(i.size):>9s}  {_summary(i.spec)}  {acc}"
-              + ("" if i.valid else f"  ({i.reason})"))
-    leftovers = store.partial()
-    if leftovers:
-        print(f"{len(leftovers)} partial write(s) of killed processes (removed by `dlcourse runs clear`)")
-    return 0
-
-
-def _show(args) -> int:
-    store = Store(args.cache)
-    key = store.resolve(args.key)
-    info = store.info(key)
-    print(f"key      {key}\npath     {info.path}\nsize     {_size(info.size)}\nage      {_age(info.age)}")
-    if not info.valid:
-        print(f"status   CORRUPT: {info.reason} (it will be recomputed when asked for)")
-        return 1
-    files = store.read(key)
-    spec = json.loads(files[SPEC])
-    print("spec     " + json.dumps(spec.get("spec"), sort_keys=True))
-    print("metrics  " + json.dumps(json.loads(files[METRICS]), sort_keys=True))
-    print("env      " + json.dumps(spec.get("env"), sort_keys=True))
-    print("files    " + ", ".join(f"{n} ({_size(len(b))})" for n, b in sorted(files.items())))
-    print("history:")
-    print(files[HISTORY].decode().rstrip())
-    return 0
-
-
-def _clear(args) -> int:
-    store = Store(args.cache)
-    keys = [store.resolve(k) for k in args.keys] if args.keys else store.keys()
-    size = sum(store.info(k).size for k in keys)
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print(f"would delete {len(keys)} entries ({_size(size)}) in {store.root}; pass --yes to do it")
-            return 1
-        answer = input(f"Delete {len(keys)} entries ({_size(size)}) in {store.root}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing deleted")
-            return 1
-    n, freed = store.clear(keys)
-    print(f"deleted {n} entries ({_size(freed)}) from {store.root}")
-    return 0
-
-
-def register_cli(sub) -> None:
-    """Add `dlcourse runs ls | show KEY | clear` to the `dlcourse` command."""
-    runs = sub.add_parser("runs", help="inspect and clear the results cache")
-    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
-    cache_help = "cache folder (default: $DLCOURSE_CACHE, then .cache/dlcourse in the project)"
-    ls = runs_sub.add_parser("ls", help="list cached runs: key, status, age, size, spec, test accuracy")
-    ls.add_argument("--cache", default=None, help=cache_help)
-    ls.set_defaults(func=_ls)
-    show = runs_sub.add_parser("show", help="one run: spec, metrics, environment, history")
-    show.add_argument("key", help="the run key (a unique prefix is enough)")
-    show.add_argument("--cache", default=None, help=cache_help)
-    show.set_defaults(func=_show)
-    clear = runs_sub.add_parser("clear", help="delete cached runs (all, or the given keys)")
-    clear.add_argument("keys", nargs="*", help="keys or unique prefixes (default: every entry)")
-    clear.add_argument("--yes", action="store_true", help="do not ask")
-    clear.add_argument("--cache", default=None, help=cache_help)
-    clear.set_defaults(func=_clear)

@@ -1,44 +1,27 @@
-"""Find, parameterize and execute the lab notebooks with papermill.
+"""The lab notebooks: find them, resolve the parameters one lab gets, refuse names it does not declare.
 
 A lab is `notebooks/labNN_<name>.ipynb`. Its parameters come, later ones winning, from a
 profile's top-level values, the profile's section named after the lab, `-f` YAML files and
-`-p key=value` pairs. The executed copy goes to `book/labs/` through a temporary file and a
-rename, so a failed or killed run never leaves a notebook that the book would publish, and
-it carries a stamp (source cells + parameters + package code) that tells `dlcourse book`
-whether it is still current. Notebooks run with the project root as working directory
-(so `./data` and `.cache/` mean the same as everywhere else), in a kernel of this Python.
+`-p key=value` pairs; `params_yaml` writes them flat, so that plain papermill (`-f`) runs
+exactly what `dlcourse labs run` runs. A parameter the lab's `parameters` cell does not
+declare is an error naming the closest declared names, both here (before anything runs) and
+inside the kernel (`check_parameters`, first line of every lab's validation cell), so that
+plain papermill refuses a misspelled `-p epoch 3` too. Executing a lab: `dlcourse.execution`.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
+import difflib
 import json
 import os
 import re
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-STAMP_KEY = "dlcourse"  # notebook metadata key holding the stamp
-# Cells shown collapsed in the book, with the label of their toggle.
-HIDDEN_TAGS = {"parameters": "Show the lab's default parameters",
-               "injected-parameters": "Show the parameters of this run"}
-DEFAULT_TIMEOUT = 3600  # seconds per cell; the full profile may need --timeout 0 (none)
 _LAB_RE = re.compile(r"^lab(\d+)_([A-Za-z0-9_]+)\.ipynb$")
-
-
-class LabError(RuntimeError):
-    """A lab failed: names the lab, the cell (index and first source line) and the notebook's exception."""
-
-    def __init__(self, message: str, *, lab: str = "", cell_index: int | None = None, source: str = "",
-                 ename: str = "", evalue: str = ""):
-        super().__init__(message)
-        self.lab, self.cell_index, self.source, self.ename, self.evalue = lab, cell_index, source, ename, evalue
 
 
 @dataclass(frozen=True)
@@ -177,231 +160,83 @@ def resolve_parameters(lab: Lab, profile: str | os.PathLike | None = "laptop",
     return params
 
 
-# ----------------------------------------------------------------------------- stamps
+# ----------------------------------------------------------------------------- strict names
 
-def _code_digest(path: Path) -> bytes:
-    """A module's code without docstrings and comments, so that prose edits re-run nothing."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).digest()
+INJECTED_HEADER = "# Parameters"  # the first line of the cell papermill injects
+_PAPERMILL_NAMES = ("PAPERMILL_",)  # papermill's own --inject-paths parameters
 
 
-def code_fingerprint() -> str:
-    """A hash of every module of the dlcourse package.
-
-    Wider on purpose than `runs.code_fingerprint`, which covers only the training code: a
-    change to `plots` or `report` changes a page without changing any trained model, so the
-    lab is re-executed (its runs then come from the cache) while nothing is re-trained.
-    """
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + _code_digest(path))
-    return digest.hexdigest()[:16]
-
-
-def notebook_digest(path: str | os.PathLike) -> str:
-    """A hash of what a notebook does (cell types, tags and sources), not of stray outputs or UI state."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    cells = [(c.cell_type, c.metadata.get("tags", []), c.source) for c in nb.cells]
-    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
-
-
-def stamp(lab: Lab, params: dict, fingerprint: str | None = None) -> str:
-    """What the executed notebook was made from; equal stamps mean an identical re-run."""
-    what = {"notebook": notebook_digest(lab.path), "parameters": params,
-            "code": fingerprint if fingerprint is not None else code_fingerprint()}
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def read_stamp(path: str | os.PathLike) -> str | None:
-    """The stamp of an executed notebook, or None when it is missing or unreadable."""
+def assigned_names(source: str) -> dict[str, str] | None:
+    """{name: value source} of a cell made only of assignments (a parameters cell), else None."""
     try:
-        with open(path) as f:
-            return json.load(f)["metadata"][STAMP_KEY]["stamp"]
-    except (OSError, ValueError, KeyError, TypeError):
+        tree = ast.parse(source)
+    except SyntaxError:
         return None
+    names = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else None
+        if targets is None or not all(isinstance(t, ast.Name) for t in targets):
+            return None
+        for target in targets:
+            names[target.id] = ast.get_source_segment(source, node.value) if node.value is not None else ""
+    return names
 
 
-def is_stale(lab: Lab, params: dict, out_dir: str | os.PathLike, fingerprint: str | None = None) -> bool:
-    """True when the executed copy is missing or was made from other cells, parameters or code."""
-    return read_stamp(lab.output(out_dir)) != stamp(lab, params, fingerprint)
+def declared_parameters(lab: Lab) -> list[str]:
+    """The names the lab's `parameters` cell assigns, in order."""
+    with open(lab.path) as f:
+        cells = json.load(f)["cells"]
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            names = assigned_names(source)
+            if names is None:
+                raise ValueError(f"{lab.path}: the parameters cell must hold assignments only")
+            return list(names)
+    raise ValueError(f"{lab.path}: no cell is tagged 'parameters'")
 
 
-# ----------------------------------------------------------------------------- execution
-
-def kernel_name() -> str:
-    """A Jupyter kernel that runs this very Python (so `make` in a fresh venv needs no setup).
-
-    The stock `python3` spec qualifies when it names `python` (jupyter_client then starts
-    sys.executable) or this interpreter; otherwise a `dlcourse` spec is installed into sys.prefix.
-    """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    manager = KernelSpecManager()
-    here = os.path.abspath(sys.executable)  # not realpath: venvs share their base interpreter
-    for name in ("python3", "dlcourse"):
-        try:
-            argv0 = manager.get_kernel_spec(name).argv[0]
-        except NoSuchKernel:
+def unknown_parameters(given: dict[str, str], declared: list[str], where: str) -> str | None:
+    """The error for names in `given` ({name: value text}) that `declared` lacks, or None."""
+    lines = []
+    for name, value in given.items():
+        if name in declared or name.startswith(_PAPERMILL_NAMES):
             continue
-        if argv0 in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}") or \
-                os.path.abspath(argv0) == here:
-            return name
-    from ipykernel.kernelspec import install
-
-    install(kernel_name="dlcourse", display_name="Python (dlcourse)", prefix=sys.prefix)
-    return "dlcourse"
+        close = difflib.get_close_matches(name, declared, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else f"its parameters are: {', '.join(declared)}"
+        lines.append(f"{name}={value} is not a parameter of {where}; {hint}")
+    return "\n".join(lines) or None
 
 
-def _first_line(source: str) -> str:
-    lines = [line for line in source.splitlines() if line.strip()]
-    return lines[0].strip() if lines else ""
+def check_names(lab: Lab, params: dict) -> None:
+    """ValueError naming each parameter that `lab` does not declare (before any kernel starts)."""
+    error = unknown_parameters({k: repr(v) for k, v in params.items()}, declared_parameters(lab), lab.stem)
+    if error:
+        raise ValueError(error)
 
 
-def _finish(nb, lab: Lab, params: dict, stamp_value: str, profile: str | None):
-    """Collapse the parameter cells in the book and record how the notebook was made."""
-    for cell in nb.cells:
-        tags = cell.metadata.setdefault("tags", [])
-        labels = [HIDDEN_TAGS[t] for t in tags if t in HIDDEN_TAGS]
-        if cell.cell_type == "code" and labels:
-            if "hide-input" not in tags:
-                tags.append("hide-input")
-            cell.metadata.setdefault("mystnb", {})["code_prompt_show"] = labels[-1]
-    nb.metadata[STAMP_KEY] = {"stamp": stamp_value, "lab": lab.stem, "profile": profile,
-                              "parameters": json.loads(json.dumps(params, default=str))}
-    return nb
+def check_parameters() -> None:
+    """Inside a lab (first line of its validation cell): refuse what papermill injected but the lab does not declare.
 
-
-def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | os.PathLike | None = None,
-            timeout: float | None = DEFAULT_TIMEOUT, progress: bool = False, profile: str | None = None,
-            fingerprint: str | None = None) -> Path:
-    """Execute `lab` with `params` into `out_dir/<lab file>`; raise LabError naming the failing cell.
-
-    Papermill writes its progress into a hidden temporary file beside the target, which is
-    renamed over the target only after every cell ran. On failure the temporary file and any
-    older executed copy are removed, so no notebook is left that the parameters did not produce.
+    Papermill runs the `parameters` cell, then its injected cell (which starts with
+    "# Parameters"), so the kernel's input history holds both; this compares their names.
+    Without an injected cell (JupyterLab) there is nothing to check.
     """
-    import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    from IPython import get_ipython
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = lab.output(out_dir)
-    stamp_value = stamp(lab, params, fingerprint)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{lab.stem}.", suffix=".tmp.ipynb", dir=out_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        try:
-            nb = papermill.execute_notebook(
-                str(lab.path), str(tmp), parameters=params, kernel_name=kernel_name(),
-                cwd=str(Path(root or default_root()).resolve()), progress_bar=progress,
-                execution_timeout=timeout or None, start_timeout=120,
-                # The kernel's own log (not the notebook's output): quiet its warning about
-                # unencrypted TCP on localhost, printed on every start.
-                extra_arguments=["--IPKernelApp.log_level=ERROR"])
-        except PapermillExecutionError as exc:
-            line = _first_line(exc.source)
-            raise LabError(f"{lab.stem} failed in cell {exc.cell_index} ({line!r}): {exc.ename}: {exc.evalue}",
-                           lab=lab.stem, cell_index=exc.cell_index, source=exc.source,
-                           ename=exc.ename, evalue=exc.evalue) from None
-        except Exception as exc:  # kernel died, cell timed out, notebook unreadable, ...
-            raise LabError(f"{lab.stem} failed: {type(exc).__name__}: {exc}", lab=lab.stem,
-                           ename=type(exc).__name__, evalue=str(exc)) from exc
-        nbformat.write(_finish(nb, lab, params, stamp_value, profile), tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; the book is not
-        os.replace(tmp, target)
-        return target
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        target.unlink(missing_ok=True)
-        raise
+    shell = get_ipython()
+    history = list(shell.history_manager.input_hist_raw) if shell is not None else []
+    for i in range(len(history) - 1, 0, -1):
+        if history[i].lstrip().startswith(INJECTED_HEADER):
+            injected, declared = assigned_names(history[i]), assigned_names(history[i - 1])
+            if injected is None or declared is None:  # cells run out of order: nothing to compare
+                return
+            error = unknown_parameters(injected, list(declared), "this lab")
+            if error:
+                raise ValueError(error)
+            return
 
 
-# ----------------------------------------------------------------------------- command line
-
-def _out_dir(args) -> Path:
-    return Path(args.out) if args.out else Path(args.root) / "book" / "labs"
-
-
-def _list(args) -> int:
-    labs = discover(args.root)
-    out_dir = _out_dir(args)
-    for lab in labs:
-        target = lab.output(out_dir)
-        made = json.loads(target.read_text())["metadata"].get(STAMP_KEY, {}) if target.exists() else {}
-        state = f"executed ({made.get('profile') or '?'} profile)" if made else "not executed"
-        print(f"{lab.number:2d}  {lab.name:16s} {lab.path.relative_to(args.root)}  {state}")
-    if not labs:
-        print(f"no labs found under {Path(args.root) / 'notebooks'}")
-    return 0
-
-
-def exit_on_sigterm() -> None:
-    """Turn SIGTERM (kill, CI timeouts) into SystemExit so that temporaries and kernels are cleaned up."""
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-
-def _run(args) -> int:
-    exit_on_sigterm()
-    labs = discover(args.root)
-    chosen = select(args.names, labs)
-    if not chosen:
-        raise ValueError(f"no labs found under {Path(args.root) / 'notebooks'}")
-    fingerprint = code_fingerprint()
-    for lab in chosen:
-        params = resolve_parameters(lab, args.profile, args.file, args.param, root=args.root)
-        print(f"{lab.stem}: running with profile {args.profile} ...", flush=True)
-        start = time.perf_counter()
-        target = execute(lab, params, _out_dir(args), root=args.root, timeout=args.timeout,
-                         progress=not args.quiet, profile=str(args.profile), fingerprint=fingerprint)
-        print(f"{lab.stem}: done in {time.perf_counter() - start:.0f} s -> {target}", flush=True)
-    return 0
-
-
-def add_common(parser) -> None:
-    """Options shared by `labs run` and `book`: where the course is, which profile."""
-    parser.add_argument("--root", default=None, help="course checkout (default: the cwd if it holds notebooks/)")
-    parser.add_argument("--profile", default="laptop",
-                        help="smoke, laptop (default), full, or a path to a YAML parameter file")
-
-
-def register(sub) -> None:
-    """`dlcourse labs list` and `dlcourse labs run`."""
-    labs = sub.add_parser("labs", help="list and execute the lab notebooks")
-    labs_sub = labs.add_subparsers(dest="labs_command", required=True)
-
-    lst = labs_sub.add_parser("list", help="the labs found, and whether an executed copy exists")
-    lst.add_argument("--root", default=None, help="course checkout (default: the cwd if it holds notebooks/)")
-    lst.add_argument("--out", default=None, help="executed notebooks (default: <root>/book/labs)")
-    lst.set_defaults(func=lambda a: _list(_rooted(a)))
-
-    run = labs_sub.add_parser("run", help="execute labs with papermill into book/labs/")
-    run.add_argument("names", nargs="*", metavar="NAME", help="labs to run (short name, number or substring; default: all)")
-    add_common(run)
-    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one parameter (a YAML scalar; lists go in a -f file)")
-    run.add_argument("-f", "--file", action="append", default=[], metavar="PARAMS.yml",
-                     help="YAML file of parameters (top-level keys, and a section per lab)")
-    run.add_argument("--out", default=None, help="where executed notebooks go (default: <root>/book/labs)")
-    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                     help=f"seconds allowed per cell (default {DEFAULT_TIMEOUT}; 0: no limit)")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    run.set_defaults(func=lambda a: _run(_rooted(a)))
-
-
-def _rooted(args):
-    args.root = Path(args.root) if args.root else default_root()
-    return args
+def params_yaml(params: dict) -> str:
+    """One lab's flat parameters as YAML that `papermill -f` reads back to the same values."""
+    return yaml.safe_dump(params, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,134 @@
+"""`dlcourse labs list | run | params` and `dlcourse book`: the lab notebooks from the command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from .. import book, execution
+from .. import labs as labs_mod
+
+ROOT_HELP = "course checkout (default: the cwd if it holds notebooks/)"
+
+
+def _rooted(args):
+    args.root = Path(args.root) if args.root else labs_mod.default_root()
+    return args
+
+
+def _out_dir(args) -> Path:
+    return Path(args.out) if args.out else Path(args.root) / "book" / "labs"
+
+
+def _list(args) -> int:
+    args = _rooted(args)
+    found = labs_mod.discover(args.root)
+    out_dir = _out_dir(args)
+    for lab in found:
+        record = execution.made(lab.output(out_dir))
+        if not record:
+            state = "not executed"
+        elif record.get("stale"):
+            state = f"STALE ({record['stale']}); the next `dlcourse book` re-executes it"
+        else:
+            state = f"executed ({record.get('profile') or '?'} profile)"
+        print(f"{lab.number:2d}  {lab.name:16s} {lab.path.relative_to(args.root)}  {state}")
+    if not found:
+        print(f"no labs found under {Path(args.root) / 'notebooks'}")
+    return 0
+
+
+def _chosen(args) -> list[tuple[labs_mod.Lab, dict]]:
+    """(lab, parameters) of each lab named, every name checked before anything runs."""
+    found = labs_mod.discover(args.root)
+    chosen = labs_mod.select(args.names, found)
+    if not chosen:
+        raise ValueError(f"no labs found under {Path(args.root) / 'notebooks'}")
+    todo = []
+    for lab in chosen:
+        params = labs_mod.resolve_parameters(lab, args.profile, args.file, args.param, root=args.root)
+        labs_mod.check_names(lab, params)
+        todo.append((lab, params))
+    return todo
+
+
+def _run(args) -> int:
+    execution.exit_on_sigterm()
+    args = _rooted(args)
+    todo = _chosen(args)
+    fingerprint = execution.code_fingerprint()
+    for lab, params in todo:
+        print(f"{lab.stem}: running with profile {args.profile} ...", flush=True)
+        start = time.perf_counter()
+        target = execution.execute(lab, params, _out_dir(args), root=args.root, timeout=args.timeout,
+                                   progress=not args.quiet, profile=str(args.profile), fingerprint=fingerprint)
+        print(f"{lab.stem}: done in {time.perf_counter() - start:.0f} s -> {target}", flush=True)
+    return 0
+
+
+def _params(args) -> int:
+    args = _rooted(args)
+    (lab, params), = _chosen(args)
+    sys.stdout.write(labs_mod.params_yaml(params))
+    return 0
+
+
+def _book(args) -> int:
+    execution.exit_on_sigterm()
+    args = _rooted(args)
+    book.build(args.root, args.profile, force=args.force, timeout=args.timeout, progress=args.progress)
+    return 0
+
+
+def _common(parser) -> None:
+    """Options shared by `labs run`, `labs params` and `book`: where the course is, which profile."""
+    parser.add_argument("--root", default=None, help=ROOT_HELP)
+    parser.add_argument("--profile", default="laptop",
+                        help="smoke, laptop (default), full, or a path to a YAML parameter file")
+
+
+def _overrides(parser) -> None:
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one parameter (a YAML scalar; lists go in a -f file)")
+    parser.add_argument("-f", "--file", action="append", default=[], metavar="PARAMS.yml",
+                        help="YAML file of parameters (top-level keys, and a section per lab)")
+
+
+def _timeout(parser, what: str) -> None:
+    parser.add_argument("--timeout", type=float, default=execution.DEFAULT_TIMEOUT,
+                        help=f"seconds allowed per {what} (default {execution.DEFAULT_TIMEOUT}; 0: no limit)")
+
+
+def register(sub) -> None:
+    """`dlcourse labs list | run | params` and `dlcourse book`."""
+    labs = sub.add_parser("labs", help="list and execute the lab notebooks")
+    labs_sub = labs.add_subparsers(dest="labs_command", required=True)
+
+    lst = labs_sub.add_parser("list", help="the labs found, and whether an executed copy exists and is current")
+    lst.add_argument("--root", default=None, help=ROOT_HELP)
+    lst.add_argument("--out", default=None, help="executed notebooks (default: <root>/book/labs)")
+    lst.set_defaults(func=_list)
+
+    run = labs_sub.add_parser("run", help="execute labs with papermill into book/labs/")
+    run.add_argument("names", nargs="*", metavar="NAME", help="labs to run (short name, number or substring; default: all)")
+    _common(run)
+    _overrides(run)
+    run.add_argument("--out", default=None, help="where executed notebooks go (default: <root>/book/labs)")
+    _timeout(run, "cell")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+
+    params = labs_sub.add_parser(
+        "params", help="print the flat YAML parameters one lab gets (for `papermill LAB OUT -f params.yml`)")
+    params.add_argument("names", nargs=1, metavar="NAME", help="the lab (short name, number or substring)")
+    _common(params)
+    _overrides(params)
+    params.set_defaults(func=_params)
+
+    bk = sub.add_parser("book", help="execute the stale labs, then build the HTML book into _build/html")
+    _common(bk)
+    bk.add_argument("--force", action="store_true", help="execute every lab and rebuild every page")
+    _timeout(bk, "notebook cell")
+    bk.add_argument("--progress", action="store_true", help="show papermill's progress bar per lab")
+    bk.set_defaults(func=_book)
