@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from conftest import serve
 from dlcourse import book, cli, execution, labs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,3 +259,159 @@ def test_real_lab_rejects_bad_values_in_the_validation_cell(kind, tmp_path, caps
     nb = nbformat.read(lab.path, as_version=4)
     params_index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     assert f"failed in cell {params_index + 2}, line " in text, text  # right after the injected parameters
+
+
+# ----------------------------------------------------------------------------- safe re-runs
+
+@pytest.mark.parametrize("where", ["default", "out"])
+def test_failed_run_keeps_the_previous_notebook_marked_stale(where, course, tmp_path, capsys):
+    out = ["--out", str(tmp_path / "mine")] if where == "out" else []
+    out_dir = tmp_path / "mine" if where == "out" else course / "book" / "labs"
+    target = out_dir / "lab01_fixture.ipynb"
+    argv = ["labs", "run", "fixture", "--root", str(course), "--profile", "smoke", "-q", *out]
+    assert run_cli(capsys, *argv)[0] == 0
+    good = target.read_bytes()
+    code, text = run_cli(capsys, *argv, "-p", "lr=-1")
+    assert code != 0 and "lr=-1 is not valid" in text
+    assert f"The previous executed notebook {target} was kept, marked stale" in text, text
+    assert sorted(p.name for p in out_dir.iterdir()) == ["lab01_fixture.ipynb"]  # no temporary either
+    kept = nbformat.read(target, as_version=4)
+    assert kept.cells == nbformat.reads(good.decode(), as_version=4).cells  # the good run's cells and outputs
+    assert kept.metadata["dlcourse"]["stale"].startswith("the last run failed")
+    code, text = run_cli(capsys, "labs", "list", "--root", str(course), *out[:2])
+    assert "fixture" in text and "STALE (the last run failed" in text, text
+    lab = labs.discover(course)[0]
+    assert execution.is_stale(lab, labs.resolve_parameters(lab, "smoke", root=course), out_dir)
+    if where == "default":  # the next book build executes it again
+        assert [lab.stem for lab, _ in book.stale_labs(course, "smoke")] == ["lab01_fixture", "lab02_other"]
+    assert run_cli(capsys, *argv)[0] == 0  # a good run makes it current again
+    assert not execution.is_stale(lab, labs.resolve_parameters(lab, "smoke", root=course), out_dir)
+
+
+def test_killed_run_keeps_the_notebook_and_the_next_run_removes_its_temporary(course, tmp_path):
+    out_dir = course / "book" / "labs"
+    lab = labs.discover(course)[0]
+    execution.execute(lab, {"size": 2}, out_dir, root=course)
+    proc = subprocess.Popen([sys.executable, "-m", "dlcourse.cli", "labs", "run", "fixture", "--root", str(course),
+                             "--profile", "smoke", "-q", "-p", "pause=120"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        pattern = f".lab01_fixture.{proc.pid}.*.tmp.ipynb"
+        deadline = time.monotonic() + 120
+        while not list(out_dir.glob(pattern)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()
+        assert list(out_dir.glob(pattern)), "the run never wrote its temporary notebook"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)  # no handler runs; the kernel exits when its parent is gone
+        proc.wait()
+    target = out_dir / "lab01_fixture.ipynb"
+    assert target.exists() and len(list(out_dir.glob(pattern))) == 1
+    assert f"(pid {proc.pid}) did not finish" in nbformat.read(target, as_version=4).metadata["dlcourse"]["stale"]
+    other = labs.discover(course)[1]
+    execution.execute(other, {}, out_dir, root=course)  # any later run in that folder cleans up
+    assert out_files(course) == ["lab01_fixture.ipynb", "lab02_other.ipynb"]
+    assert execution.is_stale(lab, {"size": 2}, out_dir)
+
+
+# ----------------------------------------------------------------------------- strict parameters
+
+def test_misspelled_parameter_is_refused_before_anything_runs(course, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(execution, "kernel_name", lambda: pytest.fail("a kernel was started"))
+    code, text = run_cli(capsys, "labs", "run", "fixture", "--root", str(course), "--profile", "smoke", "-q",
+                         "-p", "sizes=3")
+    assert code == 2 and "sizes=3 is not a parameter of lab01_fixture; did you mean size?" in text, text
+    code, text = run_cli(capsys, "labs", "run", "fixture", "--root", str(course), "--profile", "smoke", "-p", "qwerty=1")
+    assert code == 2 and "qwerty=1 is not a parameter of lab01_fixture; its parameters are: size, widths" in text
+    typo = tmp_path / "typo.yml"
+    typo.write_text("other:\n  sise: 3\n")  # in the second lab: the first must not run either
+    code, text = run_cli(capsys, "labs", "run", "--root", str(course), "--profile", "smoke", "-f", str(typo))
+    assert code == 2 and "sise=3 is not a parameter of lab02_other; did you mean size?" in text, text
+    with pytest.raises(ValueError, match="sise=3 is not a parameter of lab02_other"):
+        book.run_labs(course, str(typo))  # `dlcourse book` checks every stale lab before executing any
+    assert out_files(course) == []
+
+
+def papermill_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "papermill", *argv], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def test_misspelled_parameter_is_refused_by_plain_papermill(course, tmp_path):
+    lab = labs.discover(course)[0]
+    proc = papermill_cli(str(lab.path), str(tmp_path / "out.ipynb"), "-p", "lrr", "0.5", "-p", "size", "2")
+    assert proc.returncode != 0
+    assert "ValueError: lrr=0.5 is not a parameter of this lab; did you mean lr?" in proc.stderr, proc.stderr[-3000:]
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    failed = [c for c in nb.cells if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.outputs)]
+    assert len(failed) == 1 and failed[0].source.startswith(CHECK_LINE)  # the validation cell, before any work
+    ok = papermill_cli(str(lab.path), str(tmp_path / "ok.ipynb"), "-p", "lr", "0.5", "-p", "size", "2")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+
+
+def test_every_lab_checks_its_parameters_first():
+    """The line the other notebook edits must keep: first in the cell right after `parameters`."""
+    for lab in labs.discover(REPO):
+        nb = nbformat.read(lab.path, as_version=4)
+        i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+        validation = next(c for c in nb.cells[i + 1:] if c.cell_type == "code")
+        assert validation.source.startswith(CHECK_LINE), lab.stem
+        assert labs.declared_parameters(lab) == list(papermill_names(lab))
+
+
+def papermill_names(lab) -> list[str]:
+    import papermill
+
+    return list(papermill.inspect_notebook(str(lab.path)))
+
+
+def test_a_real_lab_refuses_a_misspelled_parameter_through_plain_papermill(tmp_path):
+    lab = next(iter(labs.discover(REPO)), None)
+    if lab is None:
+        pytest.skip("no lab notebooks yet")
+    name = labs.declared_parameters(lab)[-1]
+    proc = papermill_cli(str(lab.path), str(tmp_path / "out.ipynb"), "-p", name + "s", "1")
+    assert proc.returncode != 0
+    assert f"{name}s=1 is not a parameter of this lab; did you mean {name}" in proc.stderr, proc.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------- plain papermill, exactly
+
+def test_labs_params_with_plain_papermill_equals_labs_run(course, tmp_path, capsys):
+    extra = tmp_path / "extra.yml"
+    extra.write_text("widths: [2, 3]\nfixture:\n  lr: 1e-3\nother:\n  size: 99\n")
+    options = ["--root", str(course), "--profile", "smoke", "-f", str(extra), "-p", "size=2"]
+    code, yml = run_cli(capsys, "labs", "params", "fixture", *options)
+    assert code == 0, yml
+    (tmp_path / "params.yml").write_text(yml)
+    lab = labs.discover(course)[0]
+    proc = papermill_cli(str(lab.path), str(tmp_path / "plain.ipynb"), "-f", str(tmp_path / "params.yml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert run_cli(capsys, "labs", "run", "fixture", "-q", *options, "--out", str(tmp_path / "run"))[0] == 0
+    plain = nbformat.read(tmp_path / "plain.ipynb", as_version=4).metadata.papermill.parameters
+    ours = nbformat.read(tmp_path / "run" / "lab01_fixture.ipynb", as_version=4).metadata.papermill.parameters
+    assert plain == ours == {"profile": "smoke", "size": 2, "lr": 0.001, "widths": [2, 3]}
+    assert type(plain["lr"]) is float
+
+
+# ----------------------------------------------------------------------------- a fresh machine
+
+def test_fresh_machine_runs_a_lab_through_a_local_mirror(real_root, tmp_path, monkeypatch, capsys):
+    """An empty data root, DLCOURSE_MIRROR on 127.0.0.1: the lab downloads, checks and uses the data."""
+    lab = next((lab for lab in labs.discover(REPO) if lab.name == "depth"), None)
+    if lab is None:
+        pytest.skip("lab depth not found")
+    empty = tmp_path / "data"
+    empty.mkdir()
+    monkeypatch.setenv("DLCOURSE_DATA", str(empty))
+    with serve(real_root) as url:
+        monkeypatch.setenv("DLCOURSE_MIRROR", url)
+        code, text = run_cli(capsys, "labs", "run", "depth", "--root", str(REPO), "--profile", "smoke", "-q",
+                             "--out", str(tmp_path / "out"), "--timeout", "300")
+    assert code == 0, text
+    assert (tmp_path / "out" / "lab01_depth.ipynb").exists()
+    raw = empty / "MNIST" / "raw"
+    for f in (real_root / "MNIST" / "raw").iterdir():  # the mirror's files, unpacked, byte for byte
+        assert (raw / f.name).read_bytes() == f.read_bytes(), f.name
+    assert sorted(p.name for p in empty.iterdir()) == ["MNIST"]  # only what the lab needs; no temporaries
