@@ -7,8 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= laptop
 
-# On the course's offline machines the data sits in ../shared/data; elsewhere torchvision
-# downloads it into ./data. An explicit DLCOURSE_DATA always wins.
+# On the course's offline machines the data sits in ../shared/data; elsewhere the labs download
+# it into data/ (through $DLCOURSE_MIRROR first, then torchvision's mirrors; see README.md).
+# An explicit DLCOURSE_DATA always wins.
 ifneq ($(wildcard ../shared/data/FashionMNIST),)
 export DLCOURSE_DATA ?= $(abspath ../shared/data)
 endif

@@ -1,7 +1,9 @@
 """The whole book at the smoke profile: execute the labs, check them with nbval, build, browse.
 
 Everything happens in a temporary copy of the course (its own results cache too), so the
-checkout's book/labs/, _build/ and _toc.yml are left alone. With no lab notebooks in the
+checkout's book/labs/, _build/ and _toc.yml are left alone. As on a fresh machine, the data
+root starts empty: the labs download their data through a mirror on 127.0.0.1 that serves
+the real data folder ($DLCOURSE_DATA), and nothing else is tried. With no lab notebooks in the
 repository yet, the fixture labs of test_labs.py stand in, so the machinery is still tested.
 """
 
@@ -25,7 +27,7 @@ import pytest
 
 from dlcourse import labs
 
-from conftest import real_data_root
+from conftest import real_data_root, serve
 from test_labs import make_course
 
 pytestmark = pytest.mark.slow
@@ -61,26 +63,34 @@ def dlcourse(*argv: str, env: dict, timeout: float = 600) -> tuple[subprocess.Co
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    """A built copy of the book: (root, first build's process, its seconds, environment)."""
+    """A built copy of the book: (root, first build's process, its seconds, environment).
+
+    The build starts from an empty data root and downloads through a 127.0.0.1 mirror.
+    """
     tmp = tmp_path_factory.mktemp("book")
-    env = {**os.environ, "DLCOURSE_CACHE": str(tmp / "cache")}
+    env = {**os.environ, "DLCOURSE_CACHE": str(tmp / "cache"), "DLCOURSE_DATA": str(tmp / "data"),
+           "DLCOURSE_MIRROR_ONLY": "1"}
+    (tmp / "data").mkdir()
     if labs.discover(REPO):
         data = real_data_root()
         if data is None:
             if os.environ.get("DLCOURSE_REQUIRE_DATA"):
                 pytest.fail("DLCOURSE_REQUIRE_DATA is set but DLCOURSE_DATA holds no FashionMNIST/raw")
             pytest.skip("the labs need the real data sets: set DLCOURSE_DATA")
-        env["DLCOURSE_DATA"] = str(data.resolve())
         root = copy_course(tmp / "course")
     else:
+        data = tmp / "no-mirror"  # the fixture labs read no data
+        data.mkdir()
         root = make_course(tmp / "course")
-    proc, seconds = dlcourse("book", "--profile", "smoke", "--root", str(root), "--timeout", "300", env=env)
-    print(f"\nsmoke book ({len(labs.discover(root))} labs + build): {seconds:.0f} s")
+    with serve(data.resolve()) as url:
+        env["DLCOURSE_MIRROR"] = url
+        proc, seconds = dlcourse("book", "--profile", "smoke", "--root", str(root), "--timeout", "300", env=env)
+    print(f"\nsmoke book ({len(labs.discover(root))} labs + build, data downloaded): {seconds:.0f} s")
     return root, proc, seconds, env
 
 
 def test_book_builds_cleanly(course):
-    root, proc, seconds, _ = course
+    root, proc, seconds, env = course
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     assert "build succeeded" in log and "build succeeded, " not in log, "the build had warnings"
@@ -92,6 +102,8 @@ def test_book_builds_cleanly(course):
         assert (root / "book" / "labs" / lab.path.name).exists()
         assert (html / "book" / "labs" / f"{lab.stem}.html").exists()
     assert not list((root / "book" / "labs").glob(".*")), "temporary notebooks were left behind"
+    if labs.discover(REPO):  # the labs' data came through the mirror into the empty data root
+        assert sorted(p.name for p in Path(env["DLCOURSE_DATA"]).iterdir()) == ["FashionMNIST", "MNIST"]
     # The budget is 3 minutes on 2 idle cores; the bound leaves room for a busy CI machine and
     # catches what matters: a lab whose smoke section is missing runs at laptop scale (many minutes).
     assert seconds < 300, f"the smoke book took {seconds:.0f} s (budget: 3 min)"

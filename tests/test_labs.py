@@ -288,30 +288,47 @@ def test_failed_run_keeps_the_previous_notebook_marked_stale(where, course, tmp_
     assert not execution.is_stale(lab, labs.resolve_parameters(lab, "smoke", root=course), out_dir)
 
 
-def test_killed_run_keeps_the_notebook_and_the_next_run_removes_its_temporary(course, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_keeps_the_notebook_and_no_temporary_survives(signum, course):
     out_dir = course / "book" / "labs"
     lab = labs.discover(course)[0]
     execution.execute(lab, {"size": 2}, out_dir, root=course)
     proc = subprocess.Popen([sys.executable, "-m", "dlcourse.cli", "labs", "run", "fixture", "--root", str(course),
                              "--profile", "smoke", "-q", "-p", "pause=120"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    pattern = f".lab01_fixture.{proc.pid}.*.tmp.ipynb"
     try:
-        pattern = f".lab01_fixture.{proc.pid}.*.tmp.ipynb"
         deadline = time.monotonic() + 120
         while not list(out_dir.glob(pattern)) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert proc.poll() is None, proc.stderr.read()
         assert list(out_dir.glob(pattern)), "the run never wrote its temporary notebook"
+        time.sleep(1)  # inside the sleeping cell
     finally:
         if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)  # no handler runs; the kernel exits when its parent is gone
-        proc.wait()
+            os.kill(proc.pid, signum)  # SIGKILL: no handler runs; the kernel exits when its parent is gone
+        stderr = proc.communicate(timeout=60)[1]
     target = out_dir / "lab01_fixture.ipynb"
-    assert target.exists() and len(list(out_dir.glob(pattern))) == 1
-    assert f"(pid {proc.pid}) did not finish" in nbformat.read(target, as_version=4).metadata["dlcourse"]["stale"]
-    other = labs.discover(course)[1]
-    execution.execute(other, {}, out_dir, root=course)  # any later run in that folder cleans up
-    assert out_files(course) == ["lab01_fixture.ipynb", "lab02_other.ipynb"]
+    reason = nbformat.read(target, as_version=4).metadata["dlcourse"]["stale"]
+    if signum == signal.SIGKILL:
+        assert f"(pid {proc.pid}) did not finish" in reason and len(list(out_dir.glob(pattern))) == 1
+        other = labs.discover(course)[1]
+        execution.execute(other, {}, out_dir, root=course)  # any later run in that folder cleans up
+        assert out_files(course) == ["lab01_fixture.ipynb", "lab02_other.ipynb"]
+    else:  # SIGTERM: the run cleans up after itself and says what it kept
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert reason == "the run was interrupted (SystemExit)" and out_files(course) == ["lab01_fixture.ipynb"]
+        assert f"the previous executed notebook {target} was kept, marked stale" in stderr, stderr
+    assert execution.is_stale(lab, {"size": 2}, out_dir)
+
+
+def test_timed_out_run_keeps_the_previous_notebook(course):
+    out_dir = course / "book" / "labs"
+    lab = labs.discover(course)[0]
+    execution.execute(lab, {"size": 2}, out_dir, root=course)
+    with pytest.raises(execution.LabError, match="(?s)failed: CellTimeoutError.*was kept, marked stale"):
+        execution.execute(lab, {"pause": 60.0}, out_dir, root=course, timeout=2)
+    assert out_files(course) == ["lab01_fixture.ipynb"]
     assert execution.is_stale(lab, {"size": 2}, out_dir)
 
 
@@ -322,7 +339,8 @@ def test_misspelled_parameter_is_refused_before_anything_runs(course, tmp_path, 
     code, text = run_cli(capsys, "labs", "run", "fixture", "--root", str(course), "--profile", "smoke", "-q",
                          "-p", "sizes=3")
     assert code == 2 and "sizes=3 is not a parameter of lab01_fixture; did you mean size?" in text, text
-    code, text = run_cli(capsys, "labs", "run", "fixture", "--root", str(course), "--profile", "smoke", "-p", "qwerty=1")
+    code, text = run_cli(capsys, "labs", "run", "fixture", "--root", str(course), "--profile", "smoke",
+                         "-p", "qwerty=1")
     assert code == 2 and "qwerty=1 is not a parameter of lab01_fixture; its parameters are: size, widths" in text
     typo = tmp_path / "typo.yml"
     typo.write_text("other:\n  sise: 3\n")  # in the second lab: the first must not run either

@@ -29,7 +29,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -186,5 +185,6 @@ def _fetch_one(tmp: Path, folder: str, name: str, md5: str, tv_class, log) -> Fe
         if log:
             log(f"{relative}: downloaded from {base} ({check})")
         return Fetched(name, base, check)
-    tried = "\n".join(f"  - {f}" for f in failures) or "  (no mirror: DLCOURSE_MIRROR_ONLY is set and DLCOURSE_MIRROR is empty)"
+    tried = "\n".join(f"  - {f}" for f in failures) or \
+        "  (no mirror: DLCOURSE_MIRROR_ONLY is set and DLCOURSE_MIRROR is empty)"
     raise DataError(f"{relative} could not be downloaded from any mirror:\n{tried}")

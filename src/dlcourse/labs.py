@@ -174,8 +174,13 @@ def assigned_names(source: str) -> dict[str, str] | None:
         return None
     names = {}
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else None
-        if targets is None or not all(isinstance(t, ast.Name) for t in targets):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        else:
+            return None
+        if not all(isinstance(t, ast.Name) for t in targets):
             return None
         for target in targets:
             names[target.id] = ast.get_source_segment(source, node.value) if node.value is not None else ""

@@ -111,7 +111,8 @@ def register(sub) -> None:
     lst.set_defaults(func=_list)
 
     run = labs_sub.add_parser("run", help="execute labs with papermill into book/labs/")
-    run.add_argument("names", nargs="*", metavar="NAME", help="labs to run (short name, number or substring; default: all)")
+    run.add_argument("names", nargs="*", metavar="NAME",
+                     help="labs to run (short name, number or substring; default: all)")
     _common(run)
     _overrides(run)
     run.add_argument("--out", default=None, help="where executed notebooks go (default: <root>/book/labs)")
