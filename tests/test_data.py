@@ -256,3 +256,24 @@ def test_batches_cover_every_sample_once_per_epoch():
 def test_data_report(toy_root):
     rows = {r["dataset"]: r for r in data.data_report(toy_root)}
     assert rows["mnist"]["found"] and rows["mnist"]["train"] == 600 and rows["mnist"]["test"] == 200
+
+
+def test_data_get_command_says_what_it_did(real_root, tmp_path, monkeypatch, capsys):
+    """The course's MNIST: the official test files pass torchvision's MD5, the 10,000-image training
+    subset passes only the mirror's SHA256SUMS; `dlcourse data get` says which check each passed."""
+    from dlcourse import cli
+
+    root = tmp_path / "root"
+    with serve(real_root) as url:
+        monkeypatch.setenv("DLCOURSE_MIRROR", url)
+        assert cli.main(["data", "get", "mnist", "--root", str(root)]) == 0
+        out = capsys.readouterr().out
+        assert f"MNIST/raw/t10k-images-idx3-ubyte.gz: downloaded from {url} (md5 of torchvision)" in out, out
+        assert f"MNIST/raw/train-images-idx3-ubyte.gz: downloaded from {url} (sha256 in the mirror's SHA256SUMS)" in out
+        assert f"mnist: downloaded 4 files into {(root / 'MNIST' / 'raw').resolve()}" in out
+        assert cli.main(["data", "get", "mnist", "--root", str(root)]) == 0
+        assert f"mnist: already in {(root / 'MNIST' / 'raw').resolve()}" in capsys.readouterr().out
+        assert cli.main(["data", "get", "cifar", "--root", str(root)]) == 2
+        assert "dataset='cifar' is not valid; choose one of: mnist, fashion-mnist" in capsys.readouterr().err
+    assert len(data.load("mnist", root, device="cpu", download=False).train) == len(
+        data.load("mnist", real_root, device="cpu", download=False).train)

@@ -83,7 +83,8 @@ def run_labs(root: str | os.PathLike, profile: str = "laptop", *, force: bool = 
     log(f"labs: {len(labs) - len(todo)} current, {len(todo)} to execute (profile {profile})")
     failures = []
     for lab, params in todo:
-        log(f"  {lab.stem}: executing ...")
+        stale = execution.made(lab.output(out_dir)).get("stale")
+        log(f"  {lab.stem}: executing ..." + (f" (the executed copy was stale: {stale})" if stale else ""))
         start = time.perf_counter()
         try:
             execution.execute(lab, params, out_dir, root=root, timeout=timeout, progress=progress,

@@ -126,14 +126,20 @@ def _publish(tmp: Path, target: Path) -> None:
 
 
 def mark_stale(path: Path, reason: str) -> None:
-    """Keep the executed notebook at `path` but record why it is no longer current (atomically)."""
-    with open(path) as f:
-        nb = json.load(f)
-    record = nb.setdefault("metadata", {}).setdefault(STAMP_KEY, {})
-    record["stale"] = reason
+    """Keep the executed notebook at `path` but record why it is no longer current (atomically).
+
+    An unreadable notebook is left as it is: it has no stamp, so it is not current anyway.
+    """
+    try:
+        with open(path) as f:
+            nb = json.load(f)
+        record = nb["metadata"].setdefault(STAMP_KEY, {})
+        record["stale"] = reason
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
     tmp = _temporary(path)
     try:
-        tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        tmp.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
         _publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
