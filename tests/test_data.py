@@ -187,18 +187,17 @@ def test_the_download_waits_for_the_lock(toy_mirror, tmp_path, monkeypatch):
         holder.kill()
 
 
-def test_dead_download_temporaries_are_removed(toy_mirror, tmp_path, monkeypatch):
+def test_killed_download_temporaries_are_removed(toy_mirror, tmp_path, monkeypatch):
+    """Under the lock of (root, MNIST) any .tmp-MNIST-* folder is a killed download's; others are not touched."""
     root = tmp_path / "root"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    leftover = root / f".tmp-MNIST-{dead.pid}-deadbeef"
+    leftover = root / ".tmp-MNIST-12345-deadbeef"
     (leftover / "sub").mkdir(parents=True)
-    alive = root / f".tmp-MNIST-{os.getpid()}-cafecafe"
-    alive.mkdir()
+    other = root / ".tmp-FashionMNIST-12345-cafecafe"  # another data set: another lock, maybe running
+    other.mkdir()
     with serve(toy_mirror) as url:
         monkeypatch.setenv("DLCOURSE_MIRROR", url)
         data.get("mnist", root)
-    assert not leftover.exists() and alive.exists()
+    assert not leftover.exists() and other.exists()
 
 
 def test_truncated_file_is_a_clear_error(tmp_path):

@@ -19,7 +19,8 @@ Why this shape: one download per data root and data set at a time (a file lock i
 temporary folder, so the data root holds nothing but data); files go into a `.tmp-` folder
 inside the data root (same file system), are checked and unpacked there and only then renamed
 into `<root>/<Folder>/raw/`, so a failure leaves nothing, and a kill leaves only the `.tmp-`
-folder that the next download removes.
+folder that the next download of that data set removes (whoever holds the lock is the only
+writer, so any such folder it finds is a dead one's; the pid in its name is for people).
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
-
-from .cache import _pid_alive
 
 TIMEOUT = 30  # seconds a mirror may stay silent before the next one is tried
 _CHUNK = 1 << 20
@@ -74,15 +73,10 @@ def _lock(root: Path, folder: str) -> FileLock:
     return FileLock(str(Path(tempfile.gettempdir()) / f"dlcourse-data-{key}-{folder}.lock"), mode=0o666)
 
 
-def _remove_dead_temporaries(root: Path) -> None:
-    """`.tmp-<Folder>-<pid>-<random>` folders of downloads whose process is gone."""
-    for tmp in root.glob(".tmp-*"):
-        try:
-            pid = int(tmp.name.split("-")[-2])
-        except (ValueError, IndexError):
-            continue
-        if not _pid_alive(pid):
-            shutil.rmtree(tmp, ignore_errors=True)
+def _remove_dead_temporaries(root: Path, folder: str) -> None:
+    """`.tmp-<Folder>-<pid>-<random>` folders of killed downloads (call it holding the lock)."""
+    for tmp in root.glob(f".tmp-{folder}-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _get(url: str, dest: Path | None = None) -> bytes | None:
@@ -146,10 +140,13 @@ def fetch(root: str | os.PathLike, folder: str, tv_class, *, present=lambda: Fal
     with _lock(root, folder):
         if present():
             return []
-        root.mkdir(parents=True, exist_ok=True)
-        _remove_dead_temporaries(root)
-        tmp = root / f".tmp-{folder}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            _remove_dead_temporaries(root, folder)
+            tmp = root / f".tmp-{folder}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+        except OSError as exc:
+            raise DataError(f"cannot write into the data root {root}: {exc}") from exc
         try:
             done = [_fetch_one(tmp, folder, name, md5, tv_class, log) for name, md5 in tv_class.resources]
             unpacked = []
