@@ -88,7 +88,7 @@ def run_labs(root: str | os.PathLike, profile: str = "laptop", *, force: bool = 
         start = time.perf_counter()
         try:
             execution.execute(lab, params, out_dir, root=root, timeout=timeout, progress=progress,
-                             profile=str(profile), fingerprint=fingerprint)
+                              profile=str(profile), fingerprint=fingerprint)
             log(f"  {lab.stem}: done in {time.perf_counter() - start:.0f} s")
         except execution.LabError as exc:
             log(f"  {lab.stem}: FAILED after {time.perf_counter() - start:.0f} s")

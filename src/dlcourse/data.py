@@ -3,6 +3,7 @@
 MNIST-sized data fits in memory many times over, so each split is one normalized float32
 tensor plus int64 labels, already on the training device. Batches are slices of a fresh
 seeded permutation each epoch: no DataLoader, no per-image Python work in the hot path.
+A data set found in no data root is downloaded into the first one (`dlcourse.download`).
 """
 
 from __future__ import annotations
