@@ -5,12 +5,12 @@ Every forward formula, gradient and optimizer update is spelled out, in plain Nu
 the tests can hold each one against torch autograd and ``torch.optim`` (torch appears in the
 tests only). Read the modules in this order:
 
-1. `initializations`: where the weights start (uniform, normal, xavier_uniform, ...);
-2. `layers`: a dense layer, z = a @ W + b, and its gradients;
-3. `activations`: relu, sigmoid, tanh, identity and softmax, with their derivatives;
-4. `losses`: cross-entropy ("ce") and mean squared error ("mse"), and the L1/L2 penalties;
-5. `optimizers`: sgd, momentum, nesterov, rmsprop, adam and nadam;
-6. `mlp`: the network that chains them, with ``fit``, ``predict`` and ``evaluate``.
+1. `layers`: a dense layer, z = a @ W + b, its gradients, and where its weights start
+   (initializations: uniform, normal, xavier_uniform, xavier_normal, he);
+2. `activations`: relu, sigmoid, tanh, identity and softmax, with their derivatives;
+3. `losses`: cross-entropy ("ce") and mean squared error ("mse"), and the L1/L2 penalties;
+4. `optimizers`: sgd, momentum, nesterov, rmsprop, adam and nadam;
+5. `mlp`: the network that chains them, with ``fit``, ``predict`` and ``evaluate``.
 
 Names (of inits, activations, losses, optimizers) come from `dlcourse.vocabulary`, and a bad
 argument raises the ValueError of `dlcourse.validate`.
@@ -22,8 +22,7 @@ argument raises the ValueError of `dlcourse.validate`.
 
 from .activations import (ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, Identity, ReLU,
                           Sigmoid, Softmax, Tanh, get_activation, log_softmax, softmax)
-from .initializations import INITS, PLAIN_INIT_SCALE, init_weights
-from .layers import dense_backward, dense_forward
+from .layers import INITS, PLAIN_INIT_SCALE, dense_backward, dense_forward, init_weights
 from .losses import LOSSES, cross_entropy, mse, one_hot, penalty, penalty_grad
 from .mlp import HISTORY_COLUMNS, MLP
 from .optimizers import OPTIMIZERS, SGD, Adam, NAdam, Optimizer, RMSprop, make_optimizer

@@ -24,8 +24,7 @@ import pandas as pd
 
 from .. import validate
 from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, get_activation, softmax
-from .initializations import INITS, init_weights
-from .layers import dense_backward, dense_forward
+from .layers import INITS, dense_backward, dense_forward, init_weights
 from .losses import LOSSES, check_penalty, cross_entropy, mse, penalty, penalty_grad
 from .optimizers import SGD, make_optimizer
 
