@@ -1,8 +1,8 @@
 """How fast does lab 7's hand-written NumPy MLP train, and how far is it from this machine's matmuls?
 
 One run prints, for the 784-500-250-100-10 sigmoid network with plain SGD, batch 64, float32
-(the MLP's default), on the 60,000 Fashion-MNIST training images (random data of that shape
-where the files are missing; the output says which):
+(the MLP's default), on the 60,000 Fashion-MNIST training images ($DLCOURSE_DATA, else
+../shared/data beside the checkout, as for every benchmark here):
 
 * the float32 peak: NumPy's matmul on large square matrices (2048 x 2048), GFLOP/s;
 * the matmul-only ceiling: one training step's own batch-64 matmuls (forward a @ W, backward
@@ -20,16 +20,19 @@ fraction of the ceiling>``. The target of issue 10 is scratch_default_s <= 2.0 o
 2-core machine. Other processes on the machine slow OpenBLAS's threads badly, so compare
 figures only with the load average printed next to them.
 
-Run from the project root: PYTHONPATH=src .venv/bin/python benchmarks/scratch_throughput.py
+Run: cd benchmarks && ../.venv/bin/python scratch_throughput.py
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
 import numpy as np
 
+from _common import data_root, spread
+from dlcourse import data as dl_data
 from dlcourse.scratch import MLP
 
 SIZES = [784, 500, 250, 100, 10]
@@ -57,16 +60,16 @@ def epoch_flops(n: int = N, batch: int = BATCH) -> float:
     return float(step(batch) * (n // batch) + (step(n % batch) if n % batch else 0))
 
 
-def square_gflops(size: int, repeats: int, rng) -> list[float]:
+def square_seconds(size: int, repeats: int, rng) -> list[float]:
     a, b = rng.random((size, size), dtype=np.float32), rng.random((size, size), dtype=np.float32)
     c = np.empty((size, size), np.float32)
     np.matmul(a, b, out=c)  # warm-up: threads, caches
-    rates = []
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
         np.matmul(a, b, out=c)
-        rates.append(2 * size ** 3 / (time.perf_counter() - start) / 1e9)
-    return rates
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def ceiling_seconds_per_epoch(rng, steps: int = 200, repeats: int = REPEATS) -> list[float]:
@@ -87,22 +90,10 @@ def ceiling_seconds_per_epoch(rng, steps: int = 200, repeats: int = REPEATS) -> 
 
 
 def load_images() -> tuple[np.ndarray, np.ndarray, str]:
-    """Fashion-MNIST's training split through `dlcourse.data`, or random data of its shape."""
-    try:
-        from dlcourse import data
-
-        ds = data.load("fashion-mnist", device="cpu", download=False)
-        x, y = ds.train.x.flatten(1).numpy(), ds.train.y.numpy()
-        return x[:N], y[:N], f"Fashion-MNIST train, {len(x):,} images ({ds.root})"
-    except Exception as exc:  # noqa: BLE001 - the benchmark still runs, and says why
-        rng = np.random.default_rng(0)
-        return (rng.standard_normal((N, 784), dtype=np.float32), rng.integers(0, 10, N),
-                f"random data of shape ({N}, 784): Fashion-MNIST not loaded ({type(exc).__name__}: {exc})")
-
-
-def spread(values: list[float], unit: str = "s") -> str:
-    return (f"median {np.median(values):.3f} {unit} (min {min(values):.3f}, max {max(values):.3f}; "
-            + ", ".join(f"{v:.3f}" for v in values) + ")")
+    """Fashion-MNIST's training split, through `dlcourse.data` as lab 7 loads it, as NumPy arrays."""
+    ds = dl_data.load("fashion-mnist", root=data_root(), device="cpu", download=False)
+    x, y = ds.train.x.flatten(1).numpy()[:N], ds.train.y.numpy()[:N]
+    return x, y, f"Fashion-MNIST train, {len(x):,} images ({ds.root})"
 
 
 def main() -> None:
@@ -119,14 +110,16 @@ def main() -> None:
     print(f"data: {source}")
     rng = np.random.default_rng(0)
 
-    peak = square_gflops(2048, REPEATS, rng)
-    print(f"float32 peak, square 2048 matmul: {spread(peak, 'GFLOP/s')}")
+    size = 2048
+    square = square_seconds(size, REPEATS, rng)
+    peak = 2 * size ** 3 / statistics.median(square) / 1e9
+    print(f"float32 peak: square {size} matmul in {spread(square)} = {peak:.1f} GFLOP/s")
     work = epoch_flops()
     ceiling = ceiling_seconds_per_epoch(rng)
-    ceiling_s = float(np.median(ceiling))
+    ceiling_s = statistics.median(ceiling)
     print(f"matmul-only ceiling (a step's {len(step_matmuls(BATCH))} batch-{BATCH} matmuls alone), "
-          f"seconds per epoch: {spread(ceiling)} = {work / ceiling_s / 1e9:.1f} GFLOP/s, "
-          f"{work / ceiling_s / 1e9 / np.median(peak):.2f} of the float32 peak")
+          f"seconds per epoch {spread(ceiling)} = {work / ceiling_s / 1e9:.1f} GFLOP/s, "
+          f"{work / ceiling_s / 1e9 / peak:.2f} of the float32 peak")
 
     models = {fast: MLP(SIZES, hidden="sigmoid", output="softmax", init="xavier_uniform", seed=0)
               for fast in (False, True)}
@@ -139,10 +132,10 @@ def main() -> None:
             accuracy[fast] = float(history["train_acc"].iloc[0])
     print(f"network {'-'.join(map(str, SIZES))}, sigmoid, SGD lr 0.1, batch {BATCH}, float32, {N:,} images, "
           f"{work / 1e9:.1f} matmul GFLOP per epoch, {REPEATS} epochs per path, run alternately")
-    default_s, fast_s = float(np.median(seconds[False])), float(np.median(seconds[True]))
+    default_s, fast_s = statistics.median(seconds[False]), statistics.median(seconds[True])
     for fast, name in ((False, "default MLP.fit(...)"), (True, "fast MLP.fit(..., fast=True)")):
-        median = float(np.median(seconds[fast]))
-        print(f"  {name:30s} seconds per epoch: {spread(seconds[fast])}; {work / median / 1e9:.1f} GFLOP/s, "
+        median = statistics.median(seconds[fast])
+        print(f"  {name:30s} seconds per epoch {spread(seconds[fast])}; {work / median / 1e9:.1f} GFLOP/s, "
               f"{ceiling_s / median:.2f} of the ceiling; train accuracy in the last epoch {accuracy[fast]:.4f}")
     print(f"fast path speed-up over the default: {default_s / fast_s:.2f}x")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
