@@ -53,7 +53,7 @@ def step_matmuls(m: int) -> list[tuple[str, int, int, int, bool, bool]]:
     return out
 
 
-def epoch_flops(n: int = N, batch: int = BATCH) -> float:
+def epoch_flops(n: int, batch: int) -> float:
     def step(m: int) -> int:
         return sum(2 * rows * inner * cols for _, rows, inner, cols, _, _ in step_matmuls(m))
 
@@ -114,7 +114,7 @@ def main() -> None:
     square = square_seconds(size, REPEATS, rng)
     peak = 2 * size ** 3 / statistics.median(square) / 1e9
     print(f"float32 peak: square {size} matmul in {spread(square)} = {peak:.1f} GFLOP/s")
-    work = epoch_flops()
+    work = epoch_flops(N, BATCH)
     ceiling = ceiling_seconds_per_epoch(rng)
     ceiling_s = statistics.median(ceiling)
     print(f"matmul-only ceiling (a step's {len(step_matmuls(BATCH))} batch-{BATCH} matmuls alone), "
