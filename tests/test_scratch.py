@@ -1,12 +1,10 @@
-"""The hand-written NumPy MLP checked against torch autograd and torch.optim, and its opt-in fast path
-(dlcourse.fast.numpy_blas) checked against the plain one."""
+"""The hand-written NumPy MLP checked against torch autograd and torch.optim."""
 
 import numpy as np
 import pytest
 import torch
 
 from dlcourse import scratch, vocabulary
-from dlcourse.fast import numpy_blas
 from dlcourse.scratch import MLP, cross_entropy, get_activation, make_optimizer, mse, penalty_grad
 
 RTOL = 1e-5
@@ -405,21 +403,16 @@ def test_bad_data_and_names():
         scratch.init_weights(3, 4, "orthogonal")
 
 
-# --------------------------------------------------------------------------- the opt-in fast path
-
-
-@pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("hidden, output, loss", [("sigmoid", "softmax", "ce"), ("tanh", "identity", "mse"),
                                                   ("relu", "softmax", "mse")])
-def test_sgd_fit_equals_step_by_step_sgd(hidden, output, loss, fast):
-    """fit with plain SGD, and its fast path that updates each layer inside its gradient matmul
-    (BLAS beta=1), must both give the textbook loop: gradients of the whole batch from the old
-    weights, then p -= lr * g."""
+def test_sgd_fit_equals_step_by_step_sgd(hidden, output, loss):
+    """fit with plain SGD must give the textbook loop: gradients of the whole batch from the old
+    weights, then p -= lr * g, over the same shuffled batches."""
     rng = np.random.default_rng(3)
     x, y = blobs(96, rng)
-    fused = MLP([8, 12, 7, 3], hidden=hidden, output=output, seed=4, dtype=np.float64)
+    fitted = MLP([8, 12, 7, 3], hidden=hidden, output=output, seed=4, dtype=np.float64)
     ref = MLP([8, 12, 7, 3], hidden=hidden, output=output, seed=4, dtype=np.float64)
-    fused.fit(x, y, epochs=2, batch_size=20, optimizer="sgd", lr=0.3, loss=loss, seed=1, fast=fast)
+    fitted.fit(x, y, epochs=2, batch_size=20, optimizer="sgd", lr=0.3, loss=loss, seed=1)
     order = np.random.default_rng(1)
     for _ in range(2):
         perm = order.permutation(len(x))
@@ -428,71 +421,5 @@ def test_sgd_fit_equals_step_by_step_sgd(hidden, output, loss, fast):
             _, grads = ref.loss_and_grads(x[idx], y[idx], loss=loss)
             for p, g in zip(ref.params(), [g for pair in grads for g in pair]):
                 p -= 0.3 * g
-    for a, b in zip(fused.params(), ref.params()):
+    for a, b in zip(fitted.params(), ref.params()):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("blas", ["numpy's gemm", "fallback"])
-@pytest.mark.parametrize("hidden", ["sigmoid", "relu", "tanh"])
-def test_fast_fit_matches_the_plain_fit(hidden, blas, monkeypatch):
-    """Same weights to 1e-10 and the same history, in float64, with or without the BLAS call."""
-    if blas == "fallback":
-        monkeypatch.setattr(numpy_blas, "gemm", lambda dtype: None)
-    elif numpy_blas.gemm(np.float64) is None:
-        pytest.skip("this NumPy was not built with the pip wheels' OpenBLAS; the fallback case covers it")
-    x, y = blobs(250, np.random.default_rng(8))  # 250 = 7 batches of 32 and one of 26
-    xv, yv = blobs(60, np.random.default_rng(9))
-    models, histories = {}, {}
-    for fast in (False, True):
-        models[fast] = MLP([8, 16, 9, 3], hidden=hidden, seed=5, dtype=np.float64)
-        histories[fast] = models[fast].fit(x, y, epochs=3, batch_size=32, optimizer="sgd", lr=0.2,
-                                           x_val=xv, y_val=yv, seed=2, fast=fast)
-    for a, b in zip(models[True].params(), models[False].params()):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-    assert not np.allclose(models[True].weights[0], MLP([8, 16, 9, 3], hidden=hidden, seed=5).weights[0])
-    cols = ["train_loss", "train_acc", "val_loss", "val_acc"]
-    np.testing.assert_allclose(histories[True][cols], histories[False][cols], rtol=1e-10)
-    assert histories[True]["train_acc"].iloc[-1] >= 0.9
-
-
-@pytest.mark.parametrize("kwargs", [{"optimizer": "adam"}, {"optimizer": "momentum"}, {"weight_decay": 0.1},
-                                    {"l2": 0.01}, {"l1": 0.01}])
-def test_fast_path_refuses_what_it_does_not_cover(kwargs):
-    model = MLP([4, 5, 2], seed=0)
-    before = [p.copy() for p in model.params()]
-    with pytest.raises(ValueError, match="fast=True is not valid"):
-        model.fit(np.zeros((10, 4)), np.zeros(10, dtype=int), fast=True, **kwargs)
-    assert all(np.array_equal(a, b) for a, b in zip(before, model.params()))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("blas", ["numpy's gemm", "fallback"])
-def test_matmul_into_matches_numpy_for_every_transpose(dtype, blas, rng, monkeypatch):
-    if blas == "fallback":
-        monkeypatch.setattr(numpy_blas, "gemm", lambda dtype: None)
-    elif numpy_blas.gemm(dtype) is None:
-        pytest.skip("this NumPy was not built with the pip wheels' OpenBLAS; the fallback case covers it")
-    a, b = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal((4, 6)).astype(dtype)
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    for trans_a, trans_b in ((False, False), (True, False), (False, True), (True, True)):
-        left = np.ascontiguousarray(a.T) if trans_a else a
-        right = np.ascontiguousarray(b.T) if trans_b else b
-        for alpha, beta in ((1.0, 0.0), (-0.5, 1.0)):
-            c = rng.standard_normal((5, 6)).astype(dtype)
-            want = alpha * (a.astype(np.float64) @ b) + beta * c
-            got = numpy_blas.matmul_into(c, left, right, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
-            assert got is c
-            np.testing.assert_allclose(c, want, rtol=tol, atol=tol)
-    fortran = np.asfortranarray(rng.standard_normal((5, 6)).astype(dtype))  # not C-ordered: NumPy path, in place
-    assert numpy_blas.matmul_into(fortran, a, b) is fortran
-    np.testing.assert_allclose(fortran, a.astype(np.float64) @ b, rtol=tol, atol=tol)
-
-
-def test_blas_gemm_refuses_shapes_that_do_not_multiply(rng):
-    gemm = numpy_blas.gemm(np.float64)
-    if gemm is None:
-        pytest.skip("this NumPy was not built with the pip wheels' OpenBLAS")
-    a, b, c = rng.standard_normal((5, 4)), rng.standard_normal((3, 6)), np.zeros((5, 6))
-    with pytest.raises(ValueError, match="shapes do not multiply"):
-        gemm(c, a, b, 1.0, 0.0, False, False)
-    assert not c.any()  # nothing written

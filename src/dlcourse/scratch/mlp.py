@@ -9,9 +9,8 @@ Read this after `layers`, `activations`, `losses` and `optimizers`: it only puts
 * ``fit`` repeats forward, loss, backward and an optimizer step over shuffled mini-batches
   and records one row of history per epoch.
 
-Everything is plain NumPy; the tests check every gradient against torch autograd. A faster
-variant of plain SGD training exists behind ``fit(..., fast=True)`` (see
-`dlcourse.fast.numpy_blas`); it gives the same numbers and is not needed to follow the course.
+Everything is plain NumPy (``@`` for every matrix product); the tests check every gradient
+against torch autograd and every optimizer against torch.optim.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from .. import validate
 from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, get_activation, softmax
 from .layers import INITS, dense_backward, dense_forward, init_weights
 from .losses import LOSSES, check_penalty, cross_entropy, mse, penalty, penalty_grad
-from .optimizers import SGD, make_optimizer
+from .optimizers import make_optimizer
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
 
@@ -143,7 +142,7 @@ class MLP:
 
     def fit(self, x, y, epochs: int = 10, batch_size: int = 64, optimizer: str = "sgd", lr: float | None = None,
             loss: str = "ce", l1: float = 0.0, l2: float = 0.0, x_val=None, y_val=None,
-            seed: int | None = None, progress: bool = False, fast: bool = False, **optimizer_kwargs):
+            seed: int | None = None, progress: bool = False, **optimizer_kwargs):
         """Mini-batch training; returns (and keeps as ``history_``) a DataFrame, one row per epoch.
 
         Columns: epoch, train_loss and train_acc (means over the epoch's batches, each taken
@@ -152,7 +151,6 @@ class MLP:
         target array (accuracy then compares arg-maxes). Each epoch visits the samples in a
         fresh random order drawn from ``seed`` (by default from the model's seed, so a run
         repeats exactly). Extra keyword arguments go to the optimizer (momentum, betas, ...).
-        ``fast=True`` trains plain SGD through `dlcourse.fast.numpy_blas` (same result, faster).
         """
         validate.positive_int("epochs", epochs)
         validate.positive_int("batch_size", batch_size)
@@ -171,8 +169,6 @@ class MLP:
         if x_val is not None:
             x_val = self._as_input(x_val)
             y_val = self._as_target(y_val, len(x_val))
-        if fast:
-            fused_step = self._fast_sgd_step(opt, l1, l2, min(batch_size, n))
 
         labels = y if y.ndim == 1 else y.argmax(axis=1)
         rng = np.random.default_rng(seed if seed is not None else [0 if self.seed is None else self.seed, 1])
@@ -183,14 +179,10 @@ class MLP:
             total_loss, correct = 0.0, 0
             for lo in range(0, n, batch_size):
                 batch = order[lo:lo + batch_size]
-                if fast:
-                    value, logits = fused_step(x[batch], lambda z: self._loss_and_delta(z, y[batch], loss), opt.lr)
-                else:
-                    value, grads = self.loss_and_grads(x[batch], y[batch], loss, l1, l2)
-                    logits = self._logits
-                    opt.step(self.params(), [g for pair in grads for g in pair])
+                value, grads = self.loss_and_grads(x[batch], y[batch], loss, l1, l2)
                 total_loss += value * len(batch)
-                correct += int(np.count_nonzero(logits.argmax(axis=1) == labels[batch]))
+                correct += int(np.count_nonzero(self._logits.argmax(axis=1) == labels[batch]))
+                opt.step(self.params(), [g for pair in grads for g in pair])
             seconds = time.perf_counter() - start
             if not np.isfinite(total_loss):
                 raise FloatingPointError(f"training diverged at epoch {epoch} (loss={total_loss}); lower lr")
@@ -205,15 +197,6 @@ class MLP:
         self._inputs, self._logits, self._output = [], None, None
         self.history_ = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
         return self.history_
-
-    def _fast_sgd_step(self, opt, l1: float, l2: float, batch_size: int):
-        """The opt-in fused step of `dlcourse.fast.numpy_blas`, which covers plain SGD only."""
-        if not isinstance(opt, SGD) or opt.momentum or opt.weight_decay or l1 or l2:
-            raise ValueError("fast=True is not valid here; it covers plain SGD only "
-                             "(optimizer='sgd', no momentum, weight_decay, l1 or l2)")
-        from ..fast.numpy_blas import FusedSGDStep
-
-        return FusedSGDStep(self.weights, self.biases, self.hidden, batch_size)
 
     # -- inference ---------------------------------------------------------------------
 
