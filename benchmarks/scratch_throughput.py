@@ -16,10 +16,11 @@ One run prints, for the 784-500-250-100-10 sigmoid network with plain SGD, batch
 Only matmul FLOPs are counted (2 m k n each): 148.4 GFLOP per epoch. The last line is
 ``scratch_default_s=<median seconds per epoch> fast_ceiling_fraction=none``: there is no fast
 path. One existed (the SGD update fused into the gradient's gemm through ctypes into NumPy's
-bundled OpenBLAS, preallocated buffers, in-place activations): on an idle machine it took
-0.85 s per epoch where this path took 0.94 s, 1.1x, which did not pay for a private-symbol
-call and a second training step to keep in step, so it was deleted (git history: the commit
-before "scratch: the fast NumPy path goes"). The target of issue 10 is
+bundled OpenBLAS, preallocated buffers, in-place activations): measured on this network with
+random data of this shape at a load average below 1, it took 0.85 s per epoch where this path
+took 0.94 s, 1.1x, which did not pay for a private-symbol call and a second training step to
+keep in step, so it was deleted (git history: the commit before "scratch: the fast NumPy path
+goes"). The target of issue 10 is
 scratch_default_s <= 2.0 on the project's 2-core machine. Other processes on the machine slow
 OpenBLAS's two threads badly (every matmul waits for both), so compare figures only with the
 load average printed next to them.
