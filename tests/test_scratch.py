@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlcourse import scratch
+from dlcourse import scratch, vocabulary
 from dlcourse.scratch import MLP, cross_entropy, get_activation, make_optimizer, mse, penalty_grad
 
 RTOL = 1e-5
@@ -30,7 +30,7 @@ TORCH_ACT = {
     "relu": torch.relu,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
-    "linear": lambda z: z,
+    "identity": lambda z: z,
     "softmax": lambda z: torch.softmax(z, dim=1),
 }
 
@@ -135,7 +135,7 @@ def torch_mlp_loss(model, x, y, loss, l1, l2):
     for i, (w, b) in enumerate(zip(ws, bs)):
         z = a @ w + b
         a = TORCH_ACT[model.hidden_name](z) if i < len(ws) - 1 else z
-    if loss == "cross_entropy":
+    if loss == "ce":
         value = torch.nn.functional.cross_entropy(a, torch.tensor(y))  # softmax folded in
     else:
         out = TORCH_ACT[model.output_name](a)
@@ -145,9 +145,9 @@ def torch_mlp_loss(model, x, y, loss, l1, l2):
     return value.item(), [(w.grad.numpy(), b.grad.numpy()) for w, b in zip(ws, bs)]
 
 
-@pytest.mark.parametrize("hidden", ["relu", "sigmoid", "tanh", "linear"])
-@pytest.mark.parametrize("output,loss", [("softmax", "cross_entropy"), ("softmax", "mse"),
-                                         ("linear", "cross_entropy"), ("linear", "mse")])
+@pytest.mark.parametrize("hidden", ["relu", "sigmoid", "tanh", "identity"])
+@pytest.mark.parametrize("output,loss", [("softmax", "ce"), ("softmax", "mse"),
+                                         ("identity", "ce"), ("identity", "mse")])
 @pytest.mark.parametrize("l1,l2", [(0.0, 0.0), (0.01, 0.02)])
 def test_mlp_backward_matches_autograd(hidden, output, loss, l1, l2, rng):
     model = MLP([6, 7, 5, 3], hidden=hidden, output=output, init="normal", seed=3, dtype=np.float64)
@@ -251,11 +251,11 @@ def test_training_learns_separable_problem(optimizer, lr, hidden):
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
 
 
-def test_regression_with_linear_output_and_l2():
+def test_regression_with_identity_output_and_l2():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((400, 3)).astype(np.float32)
     y = np.stack([np.sin(x[:, 0]), x[:, 1] * x[:, 2]], axis=1).astype(np.float32)
-    model = MLP([3, 32, 2], hidden="tanh", output="linear", seed=0)
+    model = MLP([3, 32, 2], hidden="tanh", output="identity", seed=0)
     loss0, _ = model.evaluate(x, y, loss="mse")
     hist = model.fit(x, y, epochs=40, batch_size=20, optimizer="adam", lr=0.01, loss="mse", l2=1e-4)
     assert hist["train_loss"].iloc[-1] < 0.2 * loss0
@@ -276,7 +276,7 @@ def test_same_seed_is_deterministic_and_seed_matters():
     x, y = blobs(200, np.random.default_rng(5))
 
     def run(seed, fit_seed=None):
-        model = MLP([8, 10, 3], hidden="relu", init="glorot", seed=seed)
+        model = MLP([8, 10, 3], hidden="relu", init="xavier_uniform", seed=seed)
         hist = model.fit(x, y, epochs=3, batch_size=16, optimizer="adam", lr=0.01, seed=fit_seed)
         return model, hist.drop(columns="seconds")
 
@@ -288,20 +288,51 @@ def test_same_seed_is_deterministic_and_seed_matters():
     assert not np.array_equal(m1.weights[0], m4.weights[0])  # shuffle order matters
 
 
-@pytest.mark.parametrize("init", ["uniform", "normal", "glorot", "xavier"])
+def test_names_come_from_the_vocabulary():
+    assert set(scratch.INITS) == set(vocabulary.INITS) - {"default"}  # "default" is PyTorch's own
+    assert scratch.PLAIN_INIT_SCALE == vocabulary.PLAIN_INIT_SCALE
+    assert set(scratch.HIDDEN_ACTIVATIONS) == {"relu", "sigmoid", "tanh", "identity"}
+    assert set(scratch.HIDDEN_ACTIVATIONS) <= set(vocabulary.ACTIVATIONS)
+    assert scratch.LOSSES == vocabulary.LOSSES
+    assert scratch.OPTIMIZERS == ("sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam")
+    assert set(scratch.OPTIMIZERS) <= set(vocabulary.OPTIMIZERS)
+    for retired, param in [("glorot", "init"), ("xavier", "init"), ("linear", "output"), ("cross_entropy", "loss")]:
+        with pytest.raises(ValueError, match=f"{param}='{retired}' is not valid"):
+            MLP([4, 3], **{param: retired}) if param != "loss" else MLP([4, 3]).evaluate(np.zeros((2, 4)), [0, 1], loss=retired)
+    with pytest.raises(ValueError, match="optimizer='adamw' is not valid"):
+        make_optimizer("adamw")  # in the vocabulary, not written out here
+
+
+@pytest.mark.parametrize("init", ["uniform", "normal", "xavier_uniform", "xavier_normal", "he"])
 def test_inits(init):
     model = MLP([300, 200, 10], init=init, seed=0)
     w = model.weights[0]
     assert w.shape == (300, 200) and w.dtype == np.float32
     assert all(np.all(b == 0) for b in model.biases)
-    if init in ("glorot", "xavier"):
+    if init == "xavier_uniform":
         r = np.sqrt(6 / 500)
         assert np.abs(w).max() <= r and w.std() == pytest.approx(r / np.sqrt(3), rel=0.02)
+    elif init == "xavier_normal":
+        assert w.mean() == pytest.approx(0, abs=0.002) and w.std() == pytest.approx(np.sqrt(2 / 500), rel=0.02)
+    elif init == "he":
+        assert w.mean() == pytest.approx(0, abs=0.002) and w.std() == pytest.approx(np.sqrt(2 / 300), rel=0.02)
     elif init == "uniform":
-        assert np.abs(w).max() <= scratch.NAIVE_SCALE
+        assert np.abs(w).max() <= scratch.PLAIN_INIT_SCALE
     else:
-        assert w.std() == pytest.approx(scratch.NAIVE_SCALE, rel=0.02)
+        assert w.std() == pytest.approx(scratch.PLAIN_INIT_SCALE, rel=0.02)
     np.testing.assert_array_equal(w, MLP([300, 200, 10], init=init, seed=0).weights[0])
+
+
+@pytest.mark.parametrize("ours, torch_init", [("xavier_uniform", torch.nn.init.xavier_uniform_),
+                                              ("xavier_normal", torch.nn.init.xavier_normal_),
+                                              ("he", lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity="relu"))])
+def test_inits_have_the_scale_of_torchs_namesakes(ours, torch_init):
+    """torch stores a layer's weight as (outputs, inputs), we store (inputs, outputs)."""
+    torch.manual_seed(0)
+    theirs = torch_init(torch.empty(200, 300)).numpy()
+    w = scratch.init_weights(300, 200, ours, np.random.default_rng(0))[0]
+    assert w.std() == pytest.approx(float(theirs.std()), rel=0.03)
+    assert np.abs(w).max() == pytest.approx(float(np.abs(theirs).max()), rel=0.1 if ours == "xavier_uniform" else 0.3)
 
 
 def test_float32_and_float64_agree(rng):
@@ -322,7 +353,7 @@ def test_float32_and_float64_agree(rng):
     ({"hidden": "swish"}, "hidden"),
     ({"hidden": "softmax"}, "hidden"),
     ({"output": "tanh"}, "output"),
-    ({"init": "he"}, "init"),
+    ({"init": "xavier"}, "init"),
     ({"dtype": np.int32}, "dtype"),
 ])
 def test_bad_constructor_arguments(kwargs, param):
@@ -330,7 +361,7 @@ def test_bad_constructor_arguments(kwargs, param):
     with pytest.raises(ValueError, match=param) as info:
         MLP(**args)
     assert repr(kwargs[param])[:4] in str(info.value) or param == "sizes"
-    assert "valid choices" in str(info.value)
+    assert "is not valid" in str(info.value)
 
 
 @pytest.mark.parametrize("kwargs,param", [
@@ -351,7 +382,7 @@ def test_bad_fit_arguments_raise_before_training(kwargs, param):
     with pytest.raises(ValueError, match=param) as info:
         model.fit(x, y, **kwargs)
     assert str(next(iter(kwargs.values()))) in str(info.value)
-    assert "valid choices" in str(info.value)
+    assert "is not valid" in str(info.value)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.params()))
     assert model.history_ is None
 
@@ -372,16 +403,16 @@ def test_bad_data_and_names():
         scratch.init_weights(3, 4, "orthogonal")
 
 
-@pytest.mark.parametrize("hidden, output, loss", [("sigmoid", "softmax", "cross_entropy"), ("tanh", "linear", "mse"),
+@pytest.mark.parametrize("hidden, output, loss", [("sigmoid", "softmax", "ce"), ("tanh", "identity", "mse"),
                                                   ("relu", "softmax", "mse")])
-def test_fused_sgd_fit_equals_step_by_step_sgd(hidden, output, loss):
-    """fit's plain-SGD path updates each layer inside its gradient matmul (BLAS beta=1); it must
-    give the textbook loop: gradients of the whole batch from the old weights, then p -= lr * g."""
+def test_sgd_fit_equals_step_by_step_sgd(hidden, output, loss):
+    """fit with plain SGD must give the textbook loop: gradients of the whole batch from the old
+    weights, then p -= lr * g, over the same shuffled batches."""
     rng = np.random.default_rng(3)
     x, y = blobs(96, rng)
-    fused = MLP([8, 12, 7, 3], hidden=hidden, output=output, seed=4, dtype=np.float64)
+    fitted = MLP([8, 12, 7, 3], hidden=hidden, output=output, seed=4, dtype=np.float64)
     ref = MLP([8, 12, 7, 3], hidden=hidden, output=output, seed=4, dtype=np.float64)
-    fused.fit(x, y, epochs=2, batch_size=20, optimizer="sgd", lr=0.3, loss=loss, seed=1)
+    fitted.fit(x, y, epochs=2, batch_size=20, optimizer="sgd", lr=0.3, loss=loss, seed=1)
     order = np.random.default_rng(1)
     for _ in range(2):
         perm = order.permutation(len(x))
@@ -390,38 +421,5 @@ def test_fused_sgd_fit_equals_step_by_step_sgd(hidden, output, loss):
             _, grads = ref.loss_and_grads(x[idx], y[idx], loss=loss)
             for p, g in zip(ref.params(), [g for pair in grads for g in pair]):
                 p -= 0.3 * g
-    for a, b in zip(fused.params(), ref.params()):
+    for a, b in zip(fitted.params(), ref.params()):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("blas", ["numpy's gemm", "fallback"])
-def test_matmul_into_matches_numpy_for_every_transpose(dtype, blas, rng, monkeypatch):
-    if blas == "fallback":
-        monkeypatch.setattr(scratch._blas, "gemm", lambda dtype: None)
-    elif scratch._blas.gemm(dtype) is None:
-        pytest.skip("this NumPy was not built with the pip wheels' OpenBLAS; the fallback case covers it")
-    a, b = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal((4, 6)).astype(dtype)
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    for trans_a, trans_b in ((False, False), (True, False), (False, True), (True, True)):
-        left = np.ascontiguousarray(a.T) if trans_a else a
-        right = np.ascontiguousarray(b.T) if trans_b else b
-        for alpha, beta in ((1.0, 0.0), (-0.5, 1.0)):
-            c = rng.standard_normal((5, 6)).astype(dtype)
-            want = alpha * (a.astype(np.float64) @ b) + beta * c
-            got = scratch._matmul_into(c, left, right, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
-            assert got is c
-            np.testing.assert_allclose(c, want, rtol=tol, atol=tol)
-    fortran = np.asfortranarray(rng.standard_normal((5, 6)).astype(dtype))  # not C-ordered: NumPy path, in place
-    assert scratch._matmul_into(fortran, a, b) is fortran
-    np.testing.assert_allclose(fortran, a.astype(np.float64) @ b, rtol=tol, atol=tol)
-
-
-def test_blas_gemm_refuses_shapes_that_do_not_multiply(rng):
-    gemm = scratch._blas.gemm(np.float64)
-    if gemm is None:
-        pytest.skip("this NumPy was not built with the pip wheels' OpenBLAS")
-    a, b, c = rng.standard_normal((5, 4)), rng.standard_normal((3, 6)), np.zeros((5, 6))
-    with pytest.raises(ValueError, match="shapes do not multiply"):
-        gemm(c, a, b, 1.0, 0.0, False, False)
-    assert not c.any()  # nothing written
