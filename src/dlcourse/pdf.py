@@ -13,6 +13,7 @@ per page), not one combined HTML page, so that every page is printed exactly as 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
 from dataclasses import dataclass
@@ -92,11 +93,12 @@ def join(printed: list[Printed], target: Path) -> Path:
     return target
 
 
-def write_pdfs(root, labs: list[labs_mod.Lab] | None = None, *, log=_log) -> list[Printed]:
+def write_pdfs(root, labs: list[labs_mod.Lab] | None = None, *, chromium=None, log=_log) -> list[Printed]:
     """Print the book built under `root/_build/html`: a PDF per lab and the whole book.
 
     Returns what was printed, lab pages first-to-last then the book; pages that are not labs
-    (intro, setup) go only into the book's PDF.
+    (intro, setup) go only into the book's PDF. `chromium`: a browser already launched
+    (`dlcourse.browser.launch`), else one is launched for the job.
     """
     root = Path(root).resolve()
     html, out = root / "_build" / "html", root / "_build" / "pdf"
@@ -105,8 +107,14 @@ def write_pdfs(root, labs: list[labs_mod.Lab] | None = None, *, log=_log) -> lis
     if not (html / "index.html").is_file():
         raise RuntimeError(f"no built book in {html}: run `dlcourse book` first")
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.pdf"):  # a lab since removed leaves no PDF behind
+        if old.stem not in lab_pages.values() and old.name != BOOK_PDF:
+            old.unlink()
     printed = []
-    with tempfile.TemporaryDirectory() as tmp, headless.serve(html) as site, headless.launch() as chromium:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        site = stack.enter_context(headless.serve(html))
+        chromium = chromium or stack.enter_context(headless.launch())
         for page in book.pages(labs):
             stem = lab_pages.get(page)
             target = out / f"{stem}.pdf" if stem else Path(tmp) / f"{Path(page).name}.pdf"
