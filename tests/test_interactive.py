@@ -25,7 +25,8 @@ def _frame() -> pd.DataFrame:
             for seed in range(3):
                 for epoch in range(1, 6):
                     rows.append({"label": label, "width": width, "seed": seed, "epoch": epoch,
-                                 "train_loss": 2 / epoch + rng.random() / 10, "val_loss": 2.2 / epoch + rng.random() / 10,
+                                 "train_loss": 2 / epoch + rng.random() / 10,
+                                 "val_loss": 2.2 / epoch + rng.random() / 10,
                                  "val_acc": 1 - 0.5 / epoch})
     return pd.DataFrame(rows)
 
@@ -44,13 +45,14 @@ def test_one_line_per_run_and_panel_with_the_mean_and_a_hover_that_names_it():
     assert [t.showlegend for t in lines] == [True, True, False, False]
     assert all(t.legendgroup == t.name for t in fig.data)  # a legend click toggles the run in every panel
     assert fig.layout.legend.groupclick == "togglegroup"
+    names = {"train_loss": "training loss", "val_loss": "validation loss"}
     for trace, metric in zip(lines, ("train_loss", "train_loss", "val_loss", "val_loss")):
         expected = frame[frame["label"] == trace.name].groupby("epoch")[metric].mean()
         assert list(trace.x) == expected.index.tolist()
         assert np.allclose(trace.y, expected.to_numpy())
         assert list(trace.customdata) == [3] * 5  # three seeds behind each point
-        assert trace.hovertemplate == (f"label: {trace.name}<br>epoch: %{{x}}<br>{'training loss' if metric == 'train_loss' else 'validation loss'}"
-                                       ": %{y:.4g}<br>mean of %{customdata} runs<extra></extra>")
+        assert trace.hovertemplate == (f"label: {trace.name}<br>epoch: %{{x}}<br>{names[metric]}: %{{y:.4g}}"
+                                       "<br>mean of %{customdata} runs<extra></extra>")
     bands = [t for t in fig.data if t.fill == "toself"]
     assert len(bands) == 4 and all(t.hoverinfo == "skip" and not t.showlegend for t in bands)
     assert fig.layout.title.text == "optimizers"
@@ -59,7 +61,8 @@ def test_one_line_per_run_and_panel_with_the_mean_and_a_hover_that_names_it():
 
 def test_same_colours_panels_and_labels_as_the_static_figure():
     frame = _frame()
-    kwargs = dict(metrics=("train_loss", "val_acc"), col="width", logy=["train_loss"], xlabel="epoch (pass over the data)")
+    kwargs = dict(metrics=("train_loss", "val_acc"), col="width", logy=["train_loss"],
+                  xlabel="epoch (pass over the data)")
     grid = curves.metric_curves(frame, **kwargs)
     static = {t.get_text(): h.get_color() for t, h in zip(grid.legend.texts, grid.legend.legend_handles)}
     plt.close(grid.figure)
@@ -83,7 +86,8 @@ def _hex(colour) -> str:
 
 
 def test_a_numeric_hue_is_ordered_by_value_and_categorical_keeps_first_seen_order():
-    frame = _frame().query("label == 'sgd lr=0.1' and width == 64").assign(batch=lambda f: f["seed"].map({0: 256, 1: 16, 2: 64}))
+    frame = _frame().query("label == 'sgd lr=0.1' and width == 64")
+    frame = frame.assign(batch=frame["seed"].map({0: 256, 1: 16, 2: 64}))
     ramp = _lines(interactive.metric_curves(frame, metrics=("train_loss",), hue="batch"))
     assert [t.name for t in ramp] == ["16", "64", "256"]
     assert len({t.line.color for t in ramp}) == 3

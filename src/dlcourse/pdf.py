@@ -28,8 +28,8 @@ BOOK_PDF = "book.pdf"
 MARGIN_MM = {"top": 14, "bottom": 16, "left": 12, "right": 12}
 #: CSS pixels across an A4 page inside the margins: the width the page is laid out at for printing.
 CONTENT_WIDTH_PX = round((210 - MARGIN_MM["left"] - MARGIN_MM["right"]) / 25.4 * 96)
-FOOTER = ('<div style="font-size:8px; width:100%; text-align:center; color:#555;">'
-          '<span class="title"></span> &middot; <span class="pageNumber"></span> / <span class="totalPages"></span></div>')
+FOOTER = ('<div style="font-size:8px; width:100%; text-align:center; color:#555;"><span class="title"></span>'
+          ' &middot; <span class="pageNumber"></span> / <span class="totalPages"></span></div>')
 #: What in the article, laid out for print, is still wider than the page (and so would be cut off).
 OVERFLOWING = """() => {
   const article = document.querySelector('article') || document.body;
@@ -40,8 +40,9 @@ OVERFLOWING = """() => {
     if (box.width === 0) continue;  // not printed
     if (box.right > right || el.scrollWidth > el.clientWidth + 1) {
       const head = el.querySelector('th, code') || el;
-      out.push(`${el.tagName.toLowerCase()} "${(head.textContent || el.getAttribute('alt') || '').trim().slice(0, 40)}" `
-               + `(${Math.round(Math.max(box.width, el.scrollWidth))} px, the page has ${Math.round(right - box.left)})`);
+      const what = (head.textContent || el.getAttribute('alt') || '').trim().slice(0, 40);
+      out.push(`${el.tagName.toLowerCase()} "${what}" (${Math.round(Math.max(box.width, el.scrollWidth))} px, `
+               + `the page has ${Math.round(right - box.left)})`);
     }
   }
   return out;

@@ -99,7 +99,8 @@ def metric_curves(
         shape, titles, shared = (1, len(metrics)), [ylabels[m] for m in metrics], False
     else:
         values = _order(frame[col])
-        panels = [(i + 1, j + 1, m, frame[frame[col] == v]) for i, m in enumerate(metrics) for j, v in enumerate(values)]
+        panels = [(i + 1, j + 1, m, frame[frame[col] == v])
+                  for i, m in enumerate(metrics) for j, v in enumerate(values)]
         shape = (len(metrics), len(values))
         titles = [f"{col} = {_name(v)}" if i == 0 else "" for i in range(len(metrics)) for v in values]
         shared = {"row": "rows", True: "all", "all": "all", "col": "columns"}.get(sharey, False)
