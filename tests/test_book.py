@@ -9,8 +9,8 @@ repository yet, the fixture labs of test_labs.py stand in, so the machinery is s
 
 from __future__ import annotations
 
-import os
 import html
+import os
 import re
 import shutil
 import subprocess
