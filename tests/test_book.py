@@ -9,15 +9,14 @@ repository yet, the fixture labs of test_labs.py stand in, so the machinery is s
 
 from __future__ import annotations
 
-import functools
-import http.server
+import html
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from dlcourse import labs
+from dlcourse.browser import CHROMIUM, launch, offline, serve as serve_site, wait_until_typeset
 
 from conftest import real_data_root, serve
 from test_labs import make_course
@@ -33,9 +33,6 @@ from test_labs import make_course
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Sphinx warnings look like "path:line: WARNING: ..." (the kernel's "[IPKernelApp] WARNING |" is not one),
 # often coloured.
 SPHINX_WARNING = re.compile(r"(^|: )WARNING: ")
@@ -43,12 +40,13 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def copy_course(root: Path) -> Path:
-    """The parts of the checkout the book is made from: config, pages, lab notebooks, profiles."""
+    """The parts of the checkout the book is made from: config, pages, static files, lab notebooks, profiles."""
     root.mkdir(parents=True)
     shutil.copy(REPO / "_config.yml", root)
     (root / "book").mkdir()
     for page in (REPO / "book").glob("*.md"):
         shutil.copy(page, root / "book")
+    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
     shutil.copytree(REPO / "notebooks", root / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.tmp.ipynb"))
     return root
@@ -139,24 +137,8 @@ def site(course):
     """The built HTML served on 127.0.0.1 (a free port), for as long as the module's tests run."""
     root, first, _, _ = course
     assert first.returncode == 0
-    handler = functools.partial(_QuietHandler, directory=str(root / "_build" / "html"))
-    server = _QuietServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        """A browser that drops a connection (navigating on) is not an error of the site."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
+    with serve_site(root / "_build" / "html") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -165,16 +147,8 @@ def browser():
         if os.environ.get("DLCOURSE_REQUIRE_BROWSER"):
             pytest.fail(f"DLCOURSE_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install chromium)")
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium to run the browser test")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launch(CHROMIUM) as chromium:
         yield chromium
-        chromium.close()
-
-
-TYPESET = """() => [...document.querySelectorAll('span.math, div.math')]
-    .every(e => e.querySelector('.MathJax, .MathJax_Display, .MathJax_CHTML, mjx-container'))"""
 
 
 def _status(url: str) -> int:
@@ -195,8 +169,7 @@ def test_every_lab_page_in_a_browser(course, site, browser):
     # every file a page loads from the site (scripts, fonts, figures) must be there
     page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     # Offline: anything outside the site (a CDN, say) is refused at once; MathJax must come from the book.
-    page.route("**/*", lambda route: route.continue_() if urllib.parse.urlsplit(route.request.url).netloc == origin
-               else route.abort())
+    offline(page, site)
     links: dict[str, str] = {}
     math_pages: list[str] = []
     for path in pages:
@@ -210,9 +183,7 @@ def test_every_lab_page_in_a_browser(course, site, browser):
             widths = page.eval_on_selector_all(
                 "article img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
             assert sum(w > 0 for w in widths) >= 2, f"{path}: loaded figures {widths} (need at least 2)"
-        formulas = page.eval_on_selector_all("span.math, div.math", "m => m.length")
-        if formulas:  # every formula typeset by the book's own MathJax, none left as raw TeX
-            page.wait_for_function(TYPESET, timeout=30_000)
+        if wait_until_typeset(page):  # every formula typeset by the book's own MathJax, none left as raw TeX
             math_pages.append(path)
         for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)"):
             url = urllib.parse.urldefrag(href).url
@@ -223,3 +194,73 @@ def test_every_lab_page_in_a_browser(course, site, browser):
     assert "book/labs/lab05_function.html" in math_pages, math_pages  # the lab that writes formulas
     broken = [f"{url} (linked from {source})" for url, source in links.items() if _status(url) != 200]
     assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+# ----------------------------------------------------------------------------- the PDFs
+
+@pytest.fixture(scope="module")
+def printed(course, browser):
+    """`dlcourse book --pdf`'s printing step on the built smoke book: {PDF file name: Printed}."""
+    from dlcourse import pdf
+
+    start = time.perf_counter()
+    items = pdf.write_pdfs(course[0], chromium=browser, log=lambda *args: None)
+    print(f"\nPDFs of the smoke book: {time.perf_counter() - start:.0f} s")
+    return {item.path.name: item for item in items}
+
+
+def _pdf(path: Path) -> tuple[int, str]:
+    """(page count, text) of a PDF; the text without whitespace and ligatures, so a heading that
+    wraps or a header cell that breaks across lines still matches."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(path)
+    text = "".join(page.extract_text() for page in reader.pages)
+    return len(reader.pages), re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def test_every_lab_prints_to_pdf_without_a_clipped_column(course, site, browser, printed):
+    root = course[0]
+    found = labs.discover(root)
+    total = 0
+    for lab in found:
+        item = printed[f"{lab.stem}.pdf"]
+        assert item.path == root / "_build" / "pdf" / f"{lab.stem}.pdf"
+        pages, text = _pdf(item.path)
+        assert pages > 0, lab.stem
+        total += pages
+        page_html = (root / "_build" / "html" / "book" / "labs" / f"{lab.stem}.html").read_text()
+        article = page_html[page_html.index("<article"):page_html.index("</article>")]
+        headings = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip().rstrip("#").strip()
+                    for _, h in re.findall(r"<h([1-4])[^>]*>(.*?)</h\1>", article, re.S)]
+        assert len(headings) >= 2, (lab.stem, headings)
+        missing = [h for h in headings if _squeeze(h) not in text]
+        assert not missing, f"{lab.stem}.pdf lacks the headings {missing}"
+        # laid out for print, no table, code block or image is wider than the page
+        assert not item.overflowing, (lab.stem, item.overflowing)
+    # the whole book: every page in reading order, one bookmark each
+    from pypdf import PdfReader
+
+    whole = PdfReader(printed["book.pdf"].path)
+    titles = [entry.title for entry in whole.outline]
+    assert len(titles) == 2 + len(found) and len(whole.pages) > total
+    assert [int(re.match(r"Lab (\d+):", t).group(1)) for t in titles[2:]] == [lab.number for lab in found]
+
+    sweep = next((lab for lab in found if lab.number == 8), None)
+    if sweep is None:
+        return  # the fixture labs stand in: there is no lab 8
+    # the widest table of lab 8 on screen (where it scrolls sideways): its last column is on paper
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    offline(page, site)
+    page.goto(site + f"book/labs/{sweep.stem}.html")
+    tables = page.eval_on_selector_all(
+        "article table", "ts => ts.map(t => [t.scrollWidth, (t.querySelector('thead tr, tr') || t)"
+                         ".lastElementChild.textContent.trim()])")
+    page.close()
+    width, last_column = max(tables)
+    assert last_column and width > 700, tables  # a table wider than the printed page's 703 px
+    assert _squeeze(last_column) in _pdf(printed[f"{sweep.stem}.pdf"].path)[1], last_column

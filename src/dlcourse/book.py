@@ -22,12 +22,26 @@ _log = functools.partial(print, flush=True)
 TOC_HEADER = "# Written by `dlcourse book` from the labs found in notebooks/ (see src/dlcourse/book.py).\n"
 
 
+INTRO = "book/intro"
+GETTING_STARTED = ("book/setup",)
+
+
+def lab_page(lab: labs_mod.Lab) -> str:
+    """The page (Sphinx docname) of a lab: its executed notebook in book/labs/."""
+    return f"book/labs/{lab.stem}"
+
+
+def pages(labs: list[labs_mod.Lab]) -> list[str]:
+    """Every page of the book in reading order (the order of `_toc.yml` and of the book's PDF)."""
+    return [INTRO, *GETTING_STARTED, *(lab_page(lab) for lab in labs)]
+
+
 def toc_text(labs: list[labs_mod.Lab]) -> str:
     """The jb-book table of contents: intro, setup, then one chapter per lab in lab order."""
-    lines = [TOC_HEADER, "format: jb-book", "root: book/intro", "parts:",
-             "- caption: Getting started", "  chapters:", "  - file: book/setup"]
+    lines = [TOC_HEADER, "format: jb-book", f"root: {INTRO}", "parts:",
+             "- caption: Getting started", "  chapters:", *(f"  - file: {page}" for page in GETTING_STARTED)]
     if labs:
-        lines += ["- caption: Labs", "  chapters:"] + [f"  - file: book/labs/{lab.stem}" for lab in labs]
+        lines += ["- caption: Labs", "  chapters:"] + [f"  - file: {lab_page(lab)}" for lab in labs]
     return "\n".join(lines) + "\n"
 
 
@@ -106,8 +120,12 @@ def jupyter_book(root: str | os.PathLike, *extra: str) -> int:
 
 
 def build(root: str | os.PathLike, profile: str = "laptop", *, force: bool = False,
-          timeout: float | None = execution.DEFAULT_TIMEOUT, progress: bool = False, log=_log) -> Path:
-    """Execute the stale labs, write `_toc.yml`, build the HTML book; return the folder of index.html."""
+          timeout: float | None = execution.DEFAULT_TIMEOUT, progress: bool = False, pdf: bool = False,
+          log=_log) -> Path:
+    """Execute the stale labs, write `_toc.yml`, build the HTML book; return the folder of index.html.
+
+    `pdf`: then print it (`dlcourse.pdf`): `_build/pdf/<lab>.pdf` per lab and `_build/pdf/book.pdf`.
+    """
     root = Path(root).resolve()
     run_labs(root, profile, force=force, timeout=timeout, progress=progress, log=log)
     write_toc(root, labs_mod.discover(root))
@@ -116,4 +134,8 @@ def build(root: str | os.PathLike, profile: str = "laptop", *, force: bool = Fal
         raise RuntimeError(f"jupyter-book build failed (exit status {status})")
     html = root / "_build" / "html"
     log(f"book: {html / 'index.html'}")
+    if pdf:
+        from . import pdf as pdf_mod  # lazy: it drives a browser
+
+        pdf_mod.write_pdfs(root, labs_mod.discover(root), log=log)
     return html

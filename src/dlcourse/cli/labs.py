@@ -77,7 +77,7 @@ def _params(args) -> int:
 def _book(args) -> int:
     execution.exit_on_sigterm()
     args = _rooted(args)
-    book.build(args.root, args.profile, force=args.force, timeout=args.timeout, progress=args.progress)
+    book.build(args.root, args.profile, force=args.force, timeout=args.timeout, progress=args.progress, pdf=args.pdf)
     return 0
 
 
@@ -132,4 +132,6 @@ def register(sub) -> None:
     bk.add_argument("--force", action="store_true", help="execute every lab and rebuild every page")
     _timeout(bk, "notebook cell")
     bk.add_argument("--progress", action="store_true", help="show papermill's progress bar per lab")
+    bk.add_argument("--pdf", action="store_true",
+                    help="then print it with Chromium: _build/pdf/<lab>.pdf per lab and _build/pdf/book.pdf")
     bk.set_defaults(func=_book)

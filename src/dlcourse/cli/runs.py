@@ -1,4 +1,5 @@
-"""`dlcourse runs ls | show KEY | clear`: inspect and clear the results cache (`dlcourse.cache.Store`)."""
+"""`dlcourse runs ls | show KEY | clear | export`: inspect, clear and export the results cache
+(`dlcourse.cache.Store`; `export --tensorboard` through `dlcourse.tensorboard_export`)."""
 
 from __future__ import annotations
 
@@ -85,8 +86,21 @@ def _clear(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from ..tensorboard_export import export  # lazy: it imports torch's SummaryWriter
+
+    written, skipped = export(args.tensorboard, args.keys, cache=args.cache)
+    for run in written:
+        print(f"{run.key}  {run.epochs} epochs, {run.steps} steps, {len(run.tags)} scalar tags, "
+              f"{len(run.hparams)} hparams -> {run.folder}")
+    for key, reason in skipped:
+        print(f"{key}  SKIPPED: corrupt ({reason})")
+    print(f"wrote {len(written)} runs to {args.tensorboard}; view them with: tensorboard --logdir {args.tensorboard}")
+    return 1 if skipped else 0
+
+
 def register(sub) -> None:
-    """Add `dlcourse runs ls | show KEY | clear` to the `dlcourse` command."""
+    """Add `dlcourse runs ls | show KEY | clear | export` to the `dlcourse` command."""
     runs = sub.add_parser("runs", help="inspect and clear the results cache")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
     cache_help = "cache folder (default: $DLCOURSE_CACHE, then .cache/dlcourse in the project)"
@@ -102,3 +116,9 @@ def register(sub) -> None:
     clear.add_argument("--yes", action="store_true", help="do not ask")
     clear.add_argument("--cache", default=None, help=cache_help)
     clear.set_defaults(func=_clear)
+    export = runs_sub.add_parser("export", help="write cached runs as TensorBoard event files (one folder per key)")
+    export.add_argument("keys", nargs="*", help="keys or unique prefixes (default: every entry)")
+    export.add_argument("--tensorboard", required=True, metavar="DIR",
+                        help="folder for `tensorboard --logdir DIR` (a run's earlier export there is replaced)")
+    export.add_argument("--cache", default=None, help=cache_help)
+    export.set_defaults(func=_export)

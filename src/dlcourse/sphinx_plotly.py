@@ -1,0 +1,56 @@
+"""Sphinx extension: the book serves plotly.js itself, once for the whole site.
+
+The interactive figures (`dlcourse.plots.interactive`) are written without plotly.js
+(`include_plotlyjs=False`), since inlining it would add 4.8 MB to every figure. This extension
+copies `plotly.min.js` from the installed plotly package into the built site's `_static` (once:
+an up-to-date copy is left alone) and adds a `<script>` for it to each page that holds a
+Plotly figure, so a page without one does not load it and the browser fetches it once for the
+site. It loads before any require.js a page may carry (lower priority number), so that
+plotly.js defines the global `Plotly` the figures call rather than an AMD module.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+
+SCRIPT = "plotly.min.js"
+FIGURE_CLASS = 'class="plotly-graph-div"'
+PRIORITY = 200  # before Sphinx's default 500 and myst-nb's require.js
+
+
+def plotly_source() -> Path:
+    """plotly.min.js of the installed plotly package (the version its `to_html` writes for)."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / SCRIPT
+
+
+def copy_script(static: Path) -> bool:
+    """Copy plotly.min.js into `static` unless an identical copy is there; True if it copied."""
+    source, target = plotly_source(), Path(static) / SCRIPT
+    if target.is_file():
+        have, want = target.stat(), source.stat()
+        if have.st_size == want.st_size and have.st_mtime_ns == want.st_mtime_ns:
+            return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)  # keeps the source's mtime: the next build sees an up-to-date copy
+    return True
+
+
+def _add_to_figure_pages(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    if FIGURE_CLASS in (context.get("body") or ""):
+        app.add_js_file(SCRIPT, priority=PRIORITY)  # for this page only (Sphinx resets per page)
+
+
+def _copy(app: Sphinx, exception) -> None:
+    if exception is None and app.builder.format == "html":
+        copy_script(Path(app.outdir) / "_static")
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect("html-page-context", _add_to_figure_pages)
+    app.connect("build-finished", _copy)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
