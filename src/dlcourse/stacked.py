@@ -150,7 +150,7 @@ class _Flatten(nn.Module):
         if shared:
             return x.flatten(1), True
         if x.dim() == 4:  # (B, K*C, H, W)
-            return x.reshape(x.shape[0], self.k, -1).transpose(0, 1), False
+            return x.reshape(x.shape[0], self.k, -1).transpose(0, 1).contiguous(), False  # bmm wants rows
         return x.flatten(2), False
 
 
