@@ -48,7 +48,7 @@ def test_stack_computes_what_each_member_computes(name):
         torch.testing.assert_close(stack(x), torch.stack([m(x[i]) for i, m in enumerate(members)]),
                                    rtol=1e-5, atol=1e-5)
     for i, m in enumerate(members):  # each member's state, running statistics included, comes back out
-        state = stack.state_dict(i)
+        state = stack.member_state_dict(i)
         assert state.keys() == m.state_dict().keys()
         assert all(torch.equal(state[k], m.state_dict()[k]) for k in state)
 
@@ -86,7 +86,7 @@ def test_torch_optim_on_the_stack_steps_each_member_as_alone(name, shared):
             m(x[i]).pow(2).mean().backward()
             ref.step()
     for i, m in enumerate(alone):
-        for key, t in stack.state_dict(i).items():
+        for key, t in stack.member_state_dict(i).items():
             torch.testing.assert_close(t, m.state_dict()[key], rtol=1e-5, atol=1e-6)
 
 
@@ -190,7 +190,7 @@ def test_stacked_dropout_and_batchnorm_match_sequential_in_distribution(real_roo
     seeds = list(range(8))
     lrs = [1e-3, 2e-3] * 4
     build = lambda: models.mlp([64], batchnorm=True, dropout=0.3)  # noqa: E731
-    kw = dict(epochs=2, batch_size=64, device="cpu", eval_sets={"test": test}, progress=False)
+    kw = dict(epochs=1, batch_size=64, device="cpu", eval_sets={"test": test}, progress=False)
     alone = [train.fit(m, ds.train, lr=lr, seed=s, **kw).final["test_acc"]
              for m, s, lr in zip(_members(seeds, build), seeds, lrs)]
     stacked_accs = [h.final["test_acc"] for h in train.fit(stacked.Stack(_members(seeds, build)), ds.train, lr=lrs,

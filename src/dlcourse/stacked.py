@@ -17,7 +17,7 @@ ordinary nn model built under its own seed), its own data order and labels (the 
 and the very torch.optim optimizer a single run uses. Every optimizer of the course acts
 elementwise, so stepping the stacked tensors moves each member as if it were alone; members that
 differ in lr, momentum or weight decay get their own param group over their slice of the stack
-(`param_groups`). `state_dict(i)` writes member i back out as an ordinary nn model's state.
+(`param_groups`). `member_state_dict(i)` writes member i back out as an ordinary nn model's state.
 
 Layouts inside `forward`: dense activations are (K, B, F); image activations are (B, K*C, H, W)
 (member k owns channels k*C..(k+1)*C). Inputs are (K, B, *in), one batch per member, or with
@@ -166,8 +166,8 @@ class _PassThrough(nn.Module):
 class Stack(nn.Module):
     """K ordinary nn.Sequential models of one architecture, trained as one (see the module doc).
 
-    `Stack(members)` copies the members' weights and buffers in; `state_dict(i)` gives member i's
-    state in the members' own names (load it into an ordinary model with `load_state_dict`).
+    `Stack(members)` copies the members' weights and buffers in; `member_state_dict(i)` gives member
+    i's state in the members' own names (an ordinary model loads it); `write_back` loads them all.
     """
 
     def __init__(self, members: Sequence[nn.Module]):
@@ -207,10 +207,8 @@ class Stack(nn.Module):
             x = x.expand(self.k, *x.shape)
         return x
 
-    def state_dict(self, i: int | None = None, *args, **kwargs):  # noqa: D401 - keeps nn.Module's meaning
-        """Member i's state under the members' own names (CPU copies); without i, nn.Module's own."""
-        if i is None:
-            return super().state_dict(*args, **kwargs)
+    def member_state_dict(self, i: int) -> dict[str, torch.Tensor]:
+        """Member i's state (parameters and buffers) under its own model's names, as CPU copies."""
         out = {}
         for name, layer in zip(self.names, self.layers):
             if hasattr(layer, "member_state"):
@@ -218,13 +216,13 @@ class Stack(nn.Module):
                     out[f"{name}.{key}"] = t.detach().to("cpu", copy=True)
         return out
 
-    def parameters_of(self, i: int) -> dict[str, torch.Tensor]:
+    def member_parameters(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's parameters (no buffers) as CPU copies, named as in its own model (snapshots)."""
-        return {k: v for k, v in self.state_dict(i).items() if not k.endswith(_BUFFERS)}
+        return {k: v for k, v in self.member_state_dict(i).items() if not k.endswith(_BUFFERS)}
 
     @torch.no_grad()
     def set_member(self, i: int, state: dict[str, torch.Tensor]) -> None:
-        """Copy `state` (member i's, in its own names, as `state_dict(i)` gives) into the stack."""
+        """Copy `state` (member i's, in its own names, as `member_state_dict(i)` gives) into the stack."""
         for name, layer in zip(self.names, self.layers):
             if hasattr(layer, "member_state"):
                 for key, t in layer.member_state(i).items():
@@ -237,7 +235,7 @@ class Stack(nn.Module):
             raise ValueError(f"got {len(members)} models for a stack of {self.k}")
         for i, m in enumerate(members):
             device = next(self.parameters()).device
-            m.load_state_dict({k: v.to(device) for k, v in self.state_dict(i).items()})
+            m.load_state_dict({k: v.to(device) for k, v in self.member_state_dict(i).items()})
 
     def param_groups(self, settings: Sequence[dict]) -> list[dict]:
         """torch.optim param groups for members with per-member `settings` (dicts of lr, momentum, ...).

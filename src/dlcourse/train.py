@@ -243,7 +243,7 @@ def fit(
     record_steps = record_steps or record_grad_norm
 
     def snapshot() -> list[dict[str, torch.Tensor]]:
-        return [model.parameters_of(i) for i in range(k)] if stack else [_snapshot(model)]
+        return [model.member_parameters(i) for i in range(k)] if stack else [_snapshot(model)]
 
     rows: list[list[dict]] = [[] for _ in range(k)]
     snapshots: list[list] = [[] for _ in range(k)]
@@ -302,7 +302,7 @@ def fit(
             if not math.isfinite(train_losses[i]):
                 stopped[i] = step
                 if stack:
-                    frozen[i] = model.state_dict(i)
+                    frozen[i] = model.member_state_dict(i)
             else:
                 for name, (ls, accs) in evals.items():
                     row[f"{name}_loss"], row[f"{name}_acc"] = (ls[i], accs[i]) if stack else (ls, accs)

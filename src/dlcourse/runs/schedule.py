@@ -155,7 +155,7 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str = "local", *, force: 
         else:
             batches = [[key] for key in todo]
         sizes = sorted((len(b) for b in batches if len(b) > 1), reverse=True)
-        if todo:
+        if todo and progress:
             bar.write(f"sweep: {len(todo)} to train ({backend}): {len(sizes)} stack(s) of {sizes or 0} members, "
                       f"{sum(len(b) == 1 for b in batches)} alone; {len(results)} cached")
         stacks: list[list[str]] = []
