@@ -39,12 +39,6 @@ from .models import ACTIVATIONS
 MAX_STACK = 64
 #: Layers that act elementwise or per channel: they run on the stacked activations unchanged.
 _PASS_THROUGH = (*ACTIVATIONS.values(), nn.Dropout, nn.MaxPool2d)
-def _share_grad(j: int, slices: list, p: torch.Tensor) -> None:
-    """After backward: each param group's slice of stacked tensor j gets its slice of the gradient."""
-    for a, b, views in slices:
-        views[j].grad = p.grad[a:b]
-
-
 _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 _STACKABLE = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, *_PASS_THROUGH)
 
@@ -59,8 +53,12 @@ def supports(model: nn.Module) -> str | None:
         if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros"
                                          or isinstance(m.padding, str)):
             return "only plain Conv2d layers (groups=1, no dilation, numeric zero padding) stack"
-        if isinstance(m, nn.Flatten) and m.end_dim != -1:
+        if isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) != (1, -1):
             return "only Flatten(start_dim=1) stacks"
+        if isinstance(m, (nn.Linear, nn.Conv2d)) and m.bias is None:
+            return f"{type(m).__name__} without a bias does not stack"
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and not (m.affine and m.track_running_stats):
+            return "only batch norm with affine parameters and running statistics stacks"
     return None
 
 
@@ -270,6 +268,11 @@ class Stack(nn.Module):
         grads = [p.grad.flatten(1) for p in self.parameters() if p.grad is not None]
         return torch.cat(grads, dim=1).norm(dim=1)
 
+
+def _share_grad(j: int, slices: list, p: torch.Tensor) -> None:
+    """After backward: each param group's slice of stacked tensor j gets its slice of the gradient."""
+    for a, b, views in slices:
+        views[j].grad = p.grad[a:b]
 
 
 __all__ = ["Stack", "supports", "MAX_STACK"]
