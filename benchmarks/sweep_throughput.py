@@ -71,7 +71,8 @@ def report(tag: str, what: str, seq_t, stk_t, ratios, acc_seq, acc_stk) -> float
           f"over {len(ratios)} repeats")
     print(f"{tag}: {what} over {len(acc_seq)} models: sequential {statistics.mean(acc_seq):.4f} "
           f"(sd {statistics.stdev(acc_seq):.4f})  stacked {statistics.mean(acc_stk):.4f} "
-          f"(sd {statistics.stdev(acc_stk):.4f})  diff {100 * (statistics.mean(acc_stk) - statistics.mean(acc_seq)):+.2f} points")
+          f"(sd {statistics.stdev(acc_stk):.4f})  "
+          f"diff {100 * (statistics.mean(acc_stk) - statistics.mean(acc_seq)):+.2f} points")
     return statistics.median(ratios)
 
 

@@ -196,6 +196,7 @@ class Stack(nn.Module):
             else:
                 layers.append(_PassThrough(first))
         self.layers = nn.ModuleList(layers)
+        self._grad_hooks: list = []
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """(K, B, out) for inputs (K, B, *in), or for one shared batch (B, *in) with `shared=True`."""
@@ -251,6 +252,9 @@ class Stack(nn.Module):
                 runs[-1] = (runs[-1][0], i + 1)
             else:
                 runs.append((i, i + 1))
+        for handle in self._grad_hooks:  # the groups of an earlier call stop receiving gradients
+            handle.remove()
+        self._grad_hooks = []
         params = [p for p in self.parameters() if p.requires_grad]
         if len(runs) == 1:
             return [{"params": params, **settings[0]}]
@@ -260,7 +264,7 @@ class Stack(nn.Module):
             slices.append((a, b, views))
             groups.append({"params": views, **settings[a]})
         for j, p in enumerate(params):
-            p.register_post_accumulate_grad_hook(functools.partial(_share_grad, j, slices))
+            self._grad_hooks.append(p.register_post_accumulate_grad_hook(functools.partial(_share_grad, j, slices)))
         return groups
 
     def member_grad_norms(self) -> torch.Tensor:

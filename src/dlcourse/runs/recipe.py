@@ -82,7 +82,8 @@ def _fit_args(spec) -> dict:
                 record_grad_norm=spec.record_grad_norm, snapshot_every=spec.snapshot_every)
 
 
-def train_one(spec, root=None, progress: bool = False, desc: str | None = None) -> tuple[train.History, nn.Module, float]:
+def train_one(spec, root=None, progress: bool = False,
+              desc: str | None = None) -> tuple[train.History, nn.Module, float]:
     """(History, trained model, seconds) of one spec."""
     ds = load_data(spec, root)
     torch.manual_seed(spec.seed)
