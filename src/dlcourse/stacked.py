@@ -9,8 +9,11 @@ runs each layer once for all of them, on public torch APIs only:
 - BatchNorm1d/2d: one `F.batch_norm` over K*C channels, so each member keeps its own batch
   statistics, affine parameters and running averages;
 - activations, dropout and max-pooling act elementwise or per channel, so they run unchanged.
-(Measured on 2 cores, 8 members, batch 64: 1.70x per model-step for the MLP and 1.07x for a lab-6
-CNN; a `torch.func.vmap(functional_call)` stack gave 1.10x and 0.86x.)
+(Issue 10 measured, on 2 cores, 8 members, batch 64: 1.70x per model-step for the MLP and 1.07x
+for a lab-6 CNN, against 1.10x and 0.86x for a `torch.func.vmap(functional_call)` stack. The MLP
+gains because its small matmuls become big ones that use both cores; a CNN step is bound by
+compute and memory, so there stacking only has to not cost. `benchmarks/sweep_throughput.py`
+measures both.)
 
 Each member stays what `train.fit` would train: its own initial weights (copied in from an
 ordinary nn model built under its own seed), its own data order and labels (the trainer's job),
