@@ -1,11 +1,20 @@
-"""Sweep throughput: 8 MLPs 784-100-10 (Adam, batch 64, one epoch of Fashion-MNIST) trained one by
-one with `runs.run` versus as one stack (`sweep(backend="stacked")`), then the cached reruns.
+"""Sweep throughput: models trained one by one with `runs.run` versus as one stack
+(`sweep(backend="stacked")`), in seconds per model-epoch.
 
-Each repeat uses a fresh, empty cache (so everything trains) and new seeds; the two backends
-run back to back within a repeat and their ratio is paired per repeat. Both paths include what
-a user pays: spec hashing, training, per-epoch evaluation on the test set and writing the
-entries. Data is loaded once beforehand (in-process data cache), as in a notebook session.
-Last line: ratio_stacked=<seconds per model-epoch, sequential / stacked>.
+(a) 8 MLPs 784-100-10, Adam, batch 64, one epoch of Fashion-MNIST (60,000 images), evaluated on
+    the test set after the epoch; members differ in seed and lr (4 values, so 4 param groups).
+    A third line times stacks whose 8 members all differ in (lr, weight decay), as lab 8's search
+    does (8 param groups), against the same sequential runs.
+(b) 8 CNNs of lab 6's laptop size ("CNN 1": conv 8 and 16 channels with pooling, dense 104 and
+    128), batch 64. A CNN epoch is expensive on two cores, so this part trains a fixed 200 steps
+    (an "epoch" of 12,800 images, `train_size=12800`) and evaluates nothing (`eval_test=False`).
+
+Each repeat uses fresh, empty caches (so everything trains) and new seeds; the two ways run back
+to back within a repeat and their ratio is paired per repeat; the median of `--repeats` (>= 5)
+ratios is reported with its spread. Both ways include what a user pays: spec hashing, training,
+evaluation and writing the entries. Data is loaded once beforehand (the in-process data cache),
+as in a notebook session.
+Last line: ratio_stacked=<MLP, sequential / stacked> ratio_stacked_cnn=<CNN, sequential / stacked>.
 """
 
 from __future__ import annotations
@@ -21,18 +30,58 @@ import torch
 from _common import data_root, spread, timed
 from dlcourse import runs
 
+LRS = (5e-4, 1e-3, 2e-3, 3e-3)
+CNN = dict(model="cnn", channels=(8, 16), dense=(104, 128), pool=True)
 
-def specs(n: int, repeat: int) -> list[runs.RunSpec]:
-    lrs = (5e-4, 1e-3, 2e-3, 3e-3)
+
+def mlp_specs(n: int, repeat: int, decays: bool = False) -> list[runs.RunSpec]:
     return [runs.RunSpec(dataset="fashion-mnist", model="mlp", hidden=(100,), optimizer="adam", batch_size=64,
-                         epochs=1, lr=lrs[i % len(lrs)], seed=1000 * repeat + i, device="cpu") for i in range(n)]
+                         epochs=1, lr=LRS[i % len(LRS)], weight_decay=(5e-4 * (i // len(LRS)) if decays else 0.0),
+                         seed=1000 * repeat + i, device="cpu") for i in range(n)]
+
+
+def cnn_specs(n: int, repeat: int) -> list[runs.RunSpec]:
+    return [runs.RunSpec(dataset="fashion-mnist", train_size=200 * 64, eval_test=False, optimizer="adam",
+                         batch_size=64, epochs=1, lr=LRS[i % len(LRS)], seed=1000 * repeat + i, device="cpu", **CNN)
+            for i in range(n)]
+
+
+def compare(make, args, tmp: str, tag: str) -> tuple[list, list, list, list, list]:
+    """Per repeat: sequential and stacked seconds per model-epoch, their ratio; test accuracies."""
+    seq_t, stk_t, ratios, acc_seq, acc_stk = [], [], [], [], []
+    for rep in range(args.repeats):
+        group = make(args.models, rep + 1)
+        cache_a, cache_b = os.path.join(tmp, f"{tag}seq{rep}"), os.path.join(tmp, f"{tag}stk{rep}")
+        sa, results = timed(lambda: [runs.run(s, cache=cache_a) for s in group])
+        sb, df = timed(runs.sweep, group, backend="stacked", cache=cache_b, progress=False)
+        assert not any(r.cached for r in results) and not df["cached"].any()
+        assert (df["backend"] == "stacked").all() and len(df.attrs["stacks"]) == 1, df["backend"].tolist()
+        seq_t.append(sa / len(group))
+        stk_t.append(sb / len(group))
+        ratios.append(sa / sb)
+        acc_seq += [r.metrics.get("test_acc", r.metrics["train_acc"]) for r in results]
+        acc_stk += df["test_acc"].tolist() if "test_acc" in df else df["train_acc"].tolist()
+        print(f"{tag} repeat {rep}: sequential {sa:.2f}s, stacked {sb:.2f}s, ratio {sa / sb:.2f}x", flush=True)
+    return seq_t, stk_t, ratios, acc_seq, acc_stk
+
+
+def report(tag: str, what: str, seq_t, stk_t, ratios, acc_seq, acc_stk) -> float:
+    print(f"{tag}: seconds per model-epoch: sequential {spread(seq_t)}  stacked {spread(stk_t)}")
+    print(f"{tag}: ratio median {statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}] "
+          f"over {len(ratios)} repeats")
+    print(f"{tag}: {what} over {len(acc_seq)} models: sequential {statistics.mean(acc_seq):.4f} "
+          f"(sd {statistics.stdev(acc_seq):.4f})  stacked {statistics.mean(acc_stk):.4f} "
+          f"(sd {statistics.stdev(acc_stk):.4f})  "
+          f"diff {100 * (statistics.mean(acc_stk) - statistics.mean(acc_seq)):+.2f} points")
+    return statistics.median(ratios)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--models", type=int, default=8)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    ap.add_argument("--skip-cnn", action="store_true")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -40,42 +89,39 @@ def main() -> None:
     os.environ["DLCOURSE_DATA"] = str(root)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, data {root}, "
           f"load {os.getloadavg()[0]:.2f}")
-    runs.load_data(specs(1, 0)[0])  # read the data once, as a notebook session would
+    runs.load_data(mlp_specs(1, 0)[0])  # read the data once, as a notebook session would
+    runs.load_data(cnn_specs(1, 0)[0])
 
-    seq_t, stk_t, ratios, acc_seq, acc_stk = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
+        mlp = compare(mlp_specs, args, tmp, "mlp")
+        decayed = []  # lab 8's case: every member its own (lr, weight decay), one param group each
         for rep in range(args.repeats):
-            group = specs(args.models, rep + 1)
-            cache_a, cache_b = os.path.join(tmp, f"seq{rep}"), os.path.join(tmp, f"stk{rep}")
-            sa, results = timed(lambda: [runs.run(s, cache=cache_a) for s in group])
-            sb, df = timed(runs.sweep, group, backend="stacked", cache=cache_b, progress=False)
-            assert not any(r.cached for r in results) and not df["cached"].any()
-            assert (df["backend"] == "stacked").all(), df["backend"].tolist()
-            seq_t.append(sa / len(group))
-            stk_t.append(sb / len(group))
-            ratios.append(sa / sb)
-            acc_seq += [r.metrics["test_acc"] for r in results]
-            acc_stk += df["test_acc"].tolist()
-            print(f"repeat {rep}: sequential {sa:.2f}s, stacked {sb:.2f}s, ratio {sa / sb:.2f}x", flush=True)
+            group = mlp_specs(args.models, 100 + rep, decays=True)
+            sb, _ = timed(runs.sweep, group, backend="stacked", cache=os.path.join(tmp, f"dec{rep}"), progress=False)
+            decayed.append(sb / len(group))
+        cnn = compare(cnn_specs, args, tmp, "cnn") if not args.skip_cnn else None
 
-        # Cached reruns: the last stacked sweep again (all hits), and a 20-spec sweep.
+        # Cached reruns: the last stacked sweep again (all hits), one hit, and a 20-spec sweep.
+        group = mlp_specs(args.models, args.repeats)
+        cache_b = os.path.join(tmp, f"mlpstk{args.repeats - 1}")
         hit_t = [timed(runs.sweep, group, backend="stacked", cache=cache_b, progress=False)[0] for _ in range(3)]
         single_t = [timed(runs.run, group[0], cache=cache_b)[0] for _ in range(5)]
-        big = specs(20, 99)
+        big = mlp_specs(20, 99)
         cache_c = os.path.join(tmp, "big")
         t0 = time.perf_counter()
         runs.sweep(big, backend="stacked", cache=cache_c, progress=False)
         fill = time.perf_counter() - t0
         big_t = [timed(runs.sweep, big, backend="stacked", cache=cache_c, progress=False)[0] for _ in range(3)]
 
-    print(f"seconds per model-epoch: sequential {spread(seq_t)}  stacked {spread(stk_t)}")
-    print(f"test accuracy over {len(acc_seq)} models: sequential {statistics.mean(acc_seq):.4f} "
-          f"(sd {statistics.stdev(acc_seq):.4f})  stacked {statistics.mean(acc_stk):.4f} "
-          f"(sd {statistics.stdev(acc_stk):.4f})  diff {100 * (statistics.mean(acc_stk) - statistics.mean(acc_seq)):+.2f} points")
+    ratio = report("mlp", "test accuracy", *mlp)
+    print(f"mlp, 8 distinct (lr, weight decay) settings: stacked {spread(decayed)} per model-epoch, "
+          f"ratio to sequential {statistics.median(mlp[0]) / statistics.median(decayed):.2f}")
+    ratio_cnn = report("cnn (200 steps)", "train accuracy", *cnn) if cnn else float("nan")
     print(f"cached rerun of the {args.models}-spec sweep: {spread(hit_t)}")
     print(f"single cache hit (run): {spread(single_t)}")
     print(f"20-spec sweep: first (stacked, trains) {fill:.2f}s, fully cached rerun {spread(big_t)}")
-    print(f"ratio_stacked={statistics.median(ratios):.2f}")
+    print(f"load {os.getloadavg()[0]:.2f}")
+    print(f"ratio_stacked={ratio:.2f} ratio_stacked_cnn={ratio_cnn:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlcourse import data, metrics, models, optim, runs, stacked, train
+from dlcourse import data, fast, metrics, models, optim, runs, stacked, train
 from dlcourse.analysis import landscape
 from dlcourse.settings import resolve_device
 
@@ -54,7 +54,7 @@ def test_every_optimizer_steps_on_gpu_as_torch_does(name):
     w = torch.randn(50, 40, device="cuda")
     mine, ref = w.clone().requires_grad_(), w.clone().requires_grad_()
     opt = optim.make(name, [mine], lr=1e-2, weight_decay=1e-3)
-    cls = type(opt).__mro__[1] if isinstance(opt, optim.LeanAdam) else type(opt)
+    cls = torch.optim.Adam if isinstance(opt, fast.Adam) else type(opt)
     kw = {k: opt.defaults[k] for k in ("momentum", "nesterov") if k in opt.defaults}
     ref_opt = cls([ref], lr=1e-2, weight_decay=1e-3, **kw)
     for _ in range(5):
@@ -74,14 +74,28 @@ def test_stacked_members_on_gpu_match_single_runs(toy_root):
         return models.mlp([32], in_features=784, out_features=10)
 
     stack = [member(s) for s in range(3)]
-    hists = stacked.fit_stacked(stack, [ds.train] * 3, epochs=2, batch_size=32, optimizer="adam", lrs=lrs,
-                                seeds=[0, 1, 2], device="cuda", eval_sets=ds.eval_sets())
+    hists = train.fit(stacked.Stack(stack), ds, epochs=2, batch_size=32, optimizer="adam", lr=lrs,
+                      seed=[0, 1, 2], device="cuda", progress=False)
     for s, (model, hist) in enumerate(zip(stack, hists)):
         single = member(s)
         ref = train.fit(single, ds, epochs=2, batch_size=32, optimizer="adam", lr=lrs[s], seed=s, device="cuda",
                         progress=False)
         assert abs(hist.final["test_acc"] - ref.final["test_acc"]) <= 0.02
-        assert next(model.parameters()).is_cuda
+
+
+def test_cnn_and_batchnorm_stacks_on_gpu_learn(toy_root):
+    ds = _toy(toy_root, "cuda")
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(models.cnn([8], [32], batchnorm=True))
+    stack = stacked.Stack(members)
+    hists = train.fit(stack, ds, epochs=2, batch_size=32, lr=[3e-3, 2e-3, 1e-3], seed=[0, 1, 2], device="cuda",
+                      progress=False)
+    assert all(h.final["test_acc"] >= 0.9 for h in hists)
+    assert next(stack.parameters()).is_cuda
+    stack.write_back(members)
+    assert train.evaluate(members[1], ds.test)[1] == pytest.approx(hists[1].final["test_acc"], abs=1e-6)
 
 
 def test_run_on_gpu_is_cached_and_reloads_anywhere(toy_root, monkeypatch):

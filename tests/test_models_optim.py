@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlcourse import models, optim
+from dlcourse import fast, models, optim, vocabulary
 
 
 def test_mlp_layout_and_forward():
@@ -108,12 +108,14 @@ def test_optimizer_bad_arguments(kwargs, match):
         optim.make(args.pop("name"), [nn.Parameter(torch.zeros(1))], **args)
 
 
-def test_lean_adam_matches_torch_adam_bit_for_bit():
+def test_fast_adam_matches_torch_fused_adam_bit_for_bit():
+    """dlcourse.fast.Adam (the fused kernel called directly) against its public fallback."""
     results = []
-    for cls in (torch.optim.Adam, optim.LeanAdam):
+    for cls in (torch.optim.Adam, fast.Adam):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
-        opt = cls(model.parameters(), lr=0.01, weight_decay=1e-3, fused=True)
+        groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 0.003}]
+        opt = cls(groups, lr=0.01, weight_decay=1e-3, fused=True)
         for step in range(20):
             x = torch.randn(8, 6, generator=torch.Generator().manual_seed(step))
             opt.zero_grad()
@@ -124,33 +126,27 @@ def test_lean_adam_matches_torch_adam_bit_for_bit():
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), lean.parameters()))
     for a, b in zip(ref_opt.state.values(), lean_opt.state.values()):
         assert all(torch.equal(a[k], b[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
-    assert isinstance(optim.make("adam", lean.parameters()), optim.LeanAdam)
+    assert isinstance(optim.make("adam", lean.parameters()), fast.Adam)
 
 
-def test_lean_adam_step_all_equals_stepping_each_alone():
-    """step_all shares one kernel call among optimizers with equal settings; nothing else changes."""
-    settings = [(1e-3, 0.0), (2e-3, 0.0), (1e-3, 0.0), (2e-3, 1e-2), (1e-3, 0.0)]
+def test_param_groups_carry_their_own_settings():
+    a, b = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2))
+    opt = optim.make("momentum", [{"params": [a], "lr": 0.1, "momentum": 0.5}, {"params": [b], "weight_decay": 0.1}],
+                     lr=0.2, momentum=0.9)
+    first, second = opt.param_groups
+    assert (first["lr"], first["momentum"], first["weight_decay"]) == (0.1, 0.5, 0.0)
+    assert (second["lr"], second["momentum"], second["weight_decay"]) == (0.2, 0.9, 0.1)
+    assert "momentum" not in optim.make("adam", [{"params": [a], "momentum": 0.5}]).param_groups[0]
+    assert optim.make("rmsprop", [{"params": [a], "momentum": 0.5}]).param_groups[0]["momentum"] == 0
+    with pytest.raises(ValueError, match="lr=-1"):
+        optim.make("sgd", [{"params": [a], "lr": -1}])
+    with pytest.raises(ValueError, match="momentum=0 is not valid for optimizer='nesterov'"):
+        optim.make("nesterov", [{"params": [a], "momentum": 0.0}])
 
-    def members():
-        torch.manual_seed(0)
-        params = [[nn.Parameter(torch.randn(7, 4)), nn.Parameter(torch.randn(4))] for _ in settings]
-        return params, [optim.make("adam", ps, lr=lr, weight_decay=wd) for ps, (lr, wd) in zip(params, settings)]
 
-    (alone, alone_opts), (together, together_opts) = members(), members()
-    for step in range(6):
-        g = torch.Generator().manual_seed(step)
-        grads = [[torch.randn(p.shape, generator=g) for p in ps] for ps in alone]
-        for ps_a, ps_b, gs in zip(alone, together, grads):
-            for a, b, gr in zip(ps_a, ps_b, gs):
-                a.grad, b.grad = gr.clone(), gr.clone()
-        for opt in alone_opts:
-            opt.step()
-        optim.LeanAdam.step_all(together_opts)
-    for ps_a, ps_b, oa, ob in zip(alone, together, alone_opts, together_opts):
-        assert all(torch.equal(a, b) for a, b in zip(ps_a, ps_b))
-        for a, b in zip(ps_a, ps_b):
-            assert all(torch.equal(oa.state[a][k], ob.state[b][k]) for k in ("step", "exp_avg", "exp_avg_sq"))
-    sgd = [optim.make("sgd", [nn.Parameter(torch.ones(2))], lr=0.1)]
-    sgd[0].param_groups[0]["params"][0].grad = torch.ones(2)
-    optim.LeanAdam.step_all(sgd)  # anything else is stepped by its own step()
-    assert torch.allclose(sgd[0].param_groups[0]["params"][0], torch.full((2,), 0.9))
+def test_names_come_from_the_vocabulary():
+    assert list(models.ACTIVATIONS) == list(vocabulary.ACTIVATIONS)
+    assert models.INITS is vocabulary.INITS and models.PLAIN_INIT_SCALE == vocabulary.PLAIN_INIT_SCALE
+    assert optim.OPTIMIZERS is vocabulary.OPTIMIZERS
+    with pytest.raises(ValueError, match="init='glorot'.*" + ", ".join(vocabulary.INITS)):
+        models.mlp([4], init="glorot")

@@ -49,7 +49,7 @@ def fit_calls(monkeypatch):
 @pytest.fixture
 def toy_env(toy_root, monkeypatch):
     monkeypatch.setenv("DLCOURSE_DATA", str(toy_root))
-    runs._DATA.clear()
+    runs.recipe._DATA.clear()
     return toy_root
 
 
@@ -134,7 +134,7 @@ def test_bad_specs_fail_before_any_data_is_loaded(monkeypatch):
         raise AssertionError("data was loaded")
 
     monkeypatch.setattr(data, "load", no_loading)
-    monkeypatch.setattr(runs, "load_data", no_loading)
+    monkeypatch.setattr(runs.recipe, "load_data", no_loading)
     with pytest.raises(ValueError, match="optimizer='adamm'"):
         runs.run({"optimizer": "adamm"})
     with pytest.raises(ValueError, match="hidden"):  # the bad spec is last: nothing trains first
@@ -152,7 +152,7 @@ def test_cache_hit_returns_identical_history_without_training(toy_env, fit_calls
     assert first.env["device"] == "cpu" and first.env["torch"] == torch.__version__
 
     real_load = runs.load_data
-    monkeypatch.setattr(runs, "load_data", lambda *a, **k: pytest.fail("a cache hit loaded data"))
+    monkeypatch.setattr(runs.recipe, "load_data", lambda *a, **k: pytest.fail("a cache hit loaded data"))
     start = time.perf_counter()
     again = runs.run(spec)
     hit_seconds = time.perf_counter() - start
@@ -167,7 +167,7 @@ def test_cache_hit_returns_identical_history_without_training(toy_env, fit_calls
 
     # the stored weights rebuild the trained model
     model = again.model()
-    runs._DATA.clear()
+    runs.recipe._DATA.clear()
     ds = real_load(spec)
     loss, acc = train.evaluate(model, ds.test)
     assert acc == pytest.approx(again.metrics["test_acc"]) and loss == pytest.approx(again.metrics["test_loss"])
@@ -196,13 +196,13 @@ def test_fingerprint_change_invalidates(toy_env, fit_calls, monkeypatch):
     runs.run(spec)
     key = spec.key
     real = runs.code_fingerprint
-    monkeypatch.setattr(runs, "code_fingerprint", lambda: "edited-train-py")
+    monkeypatch.setattr(runs.fingerprint, "code_fingerprint", lambda: "edited-train-py")
     assert spec.key != key
     runs.run(spec)
     assert len(fit_calls) == 2
     runs.run(spec)
     assert len(fit_calls) == 2
-    monkeypatch.setattr(runs, "code_fingerprint", real)
+    monkeypatch.setattr(runs.fingerprint, "code_fingerprint", real)
     assert spec.key == key
     runs.run(spec)  # the old code's entry is still there
     assert len(fit_calls) == 2
@@ -211,7 +211,7 @@ def test_fingerprint_change_invalidates(toy_env, fit_calls, monkeypatch):
 def test_fingerprint_follows_code_not_prose(tmp_path):
     f = tmp_path / "m.py"
     f.write_text('"""Doc."""\n\ndef f(x):\n    """Say why."""\n    return x + 1  # one\n')
-    digest = lambda: runs._source_digest(str(f), f.stat().st_mtime_ns, f.stat().st_size)  # noqa: E731
+    digest = lambda: runs.fingerprint._source_digest(str(f), f.stat().st_mtime_ns, f.stat().st_size)  # noqa: E731
     a = digest()
     f.write_text('"""Another doc, longer."""\n\ndef f(x):\n    """Say why, better."""\n    return x + 1  # two\n')
     assert digest() == a
@@ -219,8 +219,9 @@ def test_fingerprint_follows_code_not_prose(tmp_path):
     assert digest() != a
     fp = runs.code_fingerprint()
     assert fp == runs.code_fingerprint() and len(fp) == 16
-    assert set(runs.FINGERPRINT_MODULES) >= {"data", "models", "optim", "train", "stacked", "runs"}
-    assert "plots" not in runs.FINGERPRINT_MODULES and "cli" not in runs.FINGERPRINT_MODULES
+    assert set(runs.FINGERPRINT_MODULES) >= {"data", "models", "optim", "train", "stacked", "runs/recipe"}
+    for name in ("plots", "cli", "runs/schedule", "runs/results", "cache"):
+        assert name not in runs.FINGERPRINT_MODULES
 
 
 @pytest.mark.parametrize("damage", ["truncate_history", "flip_weights", "drop_manifest", "drop_metrics",
@@ -298,19 +299,13 @@ _WORKER = textwrap.dedent("""
     from dlcourse import runs, train
     log, backend, delay = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     real_fit = train.fit
-    def logged_fit(*a, **k):
+    def logged_fit(*a, **k):  # one model, or a stack (a list of seeds)
+        seeds = k["seed"] if isinstance(k["seed"], list) else [k["seed"]]
         with log.open("a") as f:
-            f.write(f"{k['seed']}\\n")
+            f.write("".join(f"{s}\\n" for s in seeds))
         time.sleep(delay)
         return real_fit(*a, **k)
     train.fit = logged_fit
-    real_stack = runs.stacked.fit_stacked
-    def logged_stack(*a, **k):
-        with log.open("a") as f:
-            f.write("".join(f"{s}\\n" for s in k["seeds"]))
-        time.sleep(delay)
-        return real_stack(*a, **k)
-    runs.stacked.fit_stacked = logged_stack
     specs = [runs.RunSpec.from_dict(spec) for spec in SPECS]
     print("ready", flush=True)
     sys.stdin.readline()  # wait for "go": workers start (import torch) ahead of their turn

@@ -116,8 +116,10 @@ def accuracy(y_true, y_pred) -> float:
 
 
 def predict(model, data, batch_size: int = 10_000) -> np.ndarray:
-    """Arg-max class of a torch classifier on a `data.Split` or an input tensor, as a NumPy array."""
-    from .train import forward_in_chunks
+    """Arg-max class of a torch classifier on a `data.Split` or an input tensor, as a NumPy array.
+
+    (The import is local so that the NumPy side of the course imports this module without torch.)"""
+    from .models import forward_in_chunks
 
     x = data.x if hasattr(data, "x") else data
     if len(x) == 0:

@@ -1,19 +1,23 @@
-"""Model builders: MLPs and small CNNs, initialization schemes, parameter counts.
+"""Model builders: MLPs and small CNNs, initialization schemes, parameter counts, and the one
+eval-mode chunked forward pass (`forward_in_chunks`) that evaluation, predictions and analyses share.
 
-Builders take plain names and numbers (what a notebook parameter or a YAML profile holds) and
-check them before building, so a typo fails with the list of valid choices.
+Builders take plain names and numbers (what a notebook parameter or a YAML profile holds; the
+lists of names are in `vocabulary`) and check them before building, so a typo fails with the
+list of valid choices.
 """
 
 from __future__ import annotations
 
-import math
+import itertools
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from . import validate
+from . import validate, vocabulary
+from .vocabulary import INITS, PLAIN_INIT_SCALE
 
+#: The torch module of each activation name of `vocabulary.ACTIVATIONS` (a test keeps the keys equal).
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
@@ -24,9 +28,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "identity": nn.Identity,
 }
-INITS = ("default", "xavier_normal", "xavier_uniform", "he", "uniform", "normal")
-#: Scale of the plain `uniform` U(-a, a) and `normal` N(0, a^2) schemes (Keras' defaults).
-PLAIN_INIT_SCALE = 0.05
+if set(ACTIVATIONS) != set(vocabulary.ACTIVATIONS):
+    raise ImportError("models.ACTIVATIONS and vocabulary.ACTIVATIONS name different activations")
 
 
 def activation(name: str) -> nn.Module:
@@ -140,6 +143,33 @@ def cnn(
         width = d
     layers.append(nn.Linear(width, out_features))
     return init_weights(nn.Sequential(*layers), init)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters (or buffers) live; the CPU for a model with neither.
+
+    Analyses take data wherever it was loaded and move each chunk to the model, so a model
+    trained on the GPU can be evaluated on a split that was loaded on the CPU, and back."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def forward_in_chunks(model: nn.Module, x: torch.Tensor, batch_size: int = 10_000, **forward_kwargs) -> torch.Tensor:
+    """`model(x)` in eval mode without gradients, `batch_size` rows at a time so a large set fits in
+    memory, each chunk moved to the model's device; the model's train/eval mode is restored
+    afterwards, even on error. Empty `x` gives an empty tensor without calling the model.
+    Outputs are joined along the batch dimension: the first, or the second for a stack's (K, B, ...)
+    outputs (`forward_kwargs` holds `shared=True` then)."""
+    was_training = model.training
+    device = model_device(model)
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = [model(x[i:i + batch_size].to(device), **forward_kwargs) for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out, dim=1 if forward_kwargs.get("shared") else 0) if out else x.new_empty(0)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
