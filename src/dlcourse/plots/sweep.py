@@ -54,20 +54,22 @@ def class_samples(images, labels, classes: Sequence[str], per_class: int = 1, ti
 
 
 def runs_scatter(frame: pd.DataFrame, y: str = "val_acc", hue: str = "optimizer", style: str | None = "activation",
-                 order: str | None = None, chance: float | None = 0.1, title: str | None = None):
+                 order: str | None = None, chance: float | None = 0.1, title: str | None = None,
+                 category_orders: Mapping[str, Sequence] | None = None):
     """Every run of a search as one point: run number (x) against its final `y`.
 
     With `order` the runs are numbered by that column (e.g. `y` itself, giving a ranked curve);
-    else in the order they were drawn. A dashed line marks chance accuracy.
+    else in the order they were drawn. A dashed line marks chance accuracy. `category_orders`
+    ({column: values}, e.g. the search space) orders the legend of `hue` and `style`; by
+    default their values are sorted.
     """
     data = frame.reset_index(drop=True).copy()
     if order is not None:
         data = data.sort_values(order, kind="stable").reset_index(drop=True)
     data["run"] = np.arange(1, len(data) + 1)
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    from ..search import SPACE  # the report's order of optimizers and activations in the legend
-
-    orders = {k: [v for v in SPACE.get(k, ()) if v in set(data[k])] or None for k in (hue, style) if k}
+    orders = {k: [v for v in (category_orders or {}).get(k, sorted(data[k].unique())) if v in set(data[k])]
+              for k in (hue, style) if k}
     sns.scatterplot(data=data, x="run", y=y, hue=hue, style=style, s=55, ax=ax, hue_order=orders.get(hue),
                     style_order=orders.get(style) if style else None)
     if chance is not None:
