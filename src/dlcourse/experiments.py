@@ -8,8 +8,10 @@ varies, trains them through `dlcourse.runs`, and then needs the same three thing
 - `history_frame` / `final_frame`: one long-form DataFrame of per-epoch rows, or one row per run
   of final numbers, each with the varied spec fields as columns, a readable `label`, the
   parameter count and (for MLPs) `depth` and `width` — what `dlcourse.plots` expects;
-- small, named checks that turn those frames into claim verdicts (`is_monotonic`,
-  `relative_gap`, `not_rising`, `first_reach`), so notebooks hold calls, not logic.
+- small, named measurements that turn those frames into the effects behind claim verdicts
+  (`per_seed`, `relative_gap`, `val_rise`, `first_reach`, `trend`), so notebooks hold calls,
+  not logic. The verdicts themselves come from `dlcourse.analysis.evidence.decide`; display
+  tables from `dlcourse.report`.
 
 Runs are passed as `Result`s that carry their spec (`result.spec`) or as `(spec, result)` pairs;
 a spec may be a `RunSpec` or a dict. A result needs `.history` (a per-epoch DataFrame with an
@@ -27,9 +29,8 @@ import numpy as np
 import pandas as pd
 
 from . import models
+from .report import METRICS
 
-#: The per-epoch numbers a History may hold, in display order.
-METRICS = ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc")
 _CLASSES = {"mnist": 10, "fashion-mnist": 10}
 
 
@@ -153,7 +154,15 @@ def _describe(spec: dict, keys: Sequence[str], label: str | None, extra: Sequenc
         row.setdefault("depth", len(hidden))
         row.setdefault("width", hidden[0] if hidden and len(set(hidden)) == 1 else math.nan)
     row["params"] = parameter_count(spec)
+    if "seed" in spec:
+        row.setdefault("seed", spec["seed"])
     return row
+
+
+def warm_epochs(history: pd.DataFrame) -> pd.DataFrame:
+    """The epochs after the first (all of them for a one-epoch run): what wall-time figures
+    and timing claims use, since epoch 1 also pays for warm-up (allocation, caches, threads)."""
+    return history[history["epoch"] > history["epoch"].min()] if len(history) > 1 else history
 
 
 def history_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None,
@@ -184,8 +193,9 @@ def history_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | N
 def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None,
                 extra: Sequence[str] = ()) -> pd.DataFrame:
     """One row per run: described by `keys` (as in `history_frame`), its final-epoch numbers,
-    `epochs` trained, total `seconds` of training, `epoch_seconds` (the median epoch's wall
-    time: less swayed than the total by a burst of load on a shared machine), and
+    `epochs` trained, total `seconds` of training, `epoch_seconds` (the median wall time of
+    epochs 2..n: the first epoch also pays for warm-up, which would make a small network look
+    slow, and a median is less swayed than the total by a burst of load), and
     `best_val_loss` / `best_epoch` when there is a validation set."""
     pairs = _pairs(runs)
     if labels is not None and len(labels) != len(pairs):
@@ -202,29 +212,13 @@ def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | Non
         total = getattr(result, "seconds", None)
         row["seconds"] = float(total) if total is not None else float(hist["seconds"].sum())
         if "seconds" in hist and len(hist):
-            row["epoch_seconds"] = float(hist["seconds"].median())
+            row["epoch_seconds"] = float(warm_epochs(hist)["seconds"].median())
         if "val_loss" in hist and hist["val_loss"].notna().any():
             best = hist["val_loss"].idxmin()
             row["best_val_loss"] = float(hist.loc[best, "val_loss"])
             row["best_epoch"] = int(hist.loc[best, "epoch"])
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def summary(finals: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 4,
-            index: str = "label") -> pd.DataFrame:
-    """A display table of final numbers: chosen columns (default: losses, accuracies, seconds,
-    params — those present), floats rounded, indexed by `index`."""
-    if columns is None:
-        columns = [c for c in ("params", *METRICS, "best_epoch", "seconds") if c in finals.columns]
-    missing = [c for c in [index, *columns] if c not in finals.columns]
-    if missing:
-        raise ValueError(f"columns {missing} are not in the frame; it has {list(finals.columns)}")
-    out = finals.set_index(index)[list(columns)].copy()
-    for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].round(digits)
-    return out
 
 
 # ---------------------------------------------------------------- checks behind claim verdicts
@@ -292,12 +286,23 @@ def trend(finals: pd.DataFrame, value: str, along: str, within: str | None = Non
     return pd.Series(out, name=f"{value} {'rises' if increasing else 'falls'} with {along}")
 
 
-def verdict(holds, enough: bool = True) -> bool | None:
-    """A claim's verdict: None (undecided) when the runs are too small to say, else a plain bool."""
-    return None if not enough else bool(holds)
+def per_seed(finals: pd.DataFrame, value: str, by: str = "label") -> pd.DataFrame:
+    """`value` as a table of seeds (rows) by settings (columns, in order of appearance): the
+    shape in which a paired difference per seed is one subtraction of two columns."""
+    missing = [c for c in (value, by, "seed") if c not in finals.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the frame; it has {list(finals.columns)}")
+    if finals.duplicated([by, "seed"]).any():
+        raise ValueError(f"by={by!r} is not valid; several rows share a {by} and a seed")
+    table = finals.pivot(index="seed", columns=by, values=value)
+    return table[list(dict.fromkeys(finals[by]))]
 
 
-def listing(values: Mapping | pd.Series, fmt: str = "{:.3f}") -> str:
-    """`name value, name value, ...` for the evidence column of a claims table (NaN shows as `never`)."""
-    items = values.items()
-    return ", ".join(f"{k} {'never' if isinstance(v, float) and math.isnan(v) else fmt.format(v)}" for k, v in items)
+def val_rise(history: pd.DataFrame, metric: str = "val_loss", by: str = "label") -> pd.Series:
+    """Per run: how far `metric` ended above its own minimum, relative to that minimum (0 when
+    the last epoch is the best): a validation loss that turned upward is overfitting."""
+    out = {}
+    for name, part in history.groupby(by, sort=False):
+        v = part.sort_values("epoch")[metric].to_numpy(dtype=float)
+        out[name] = float(v[-1] / np.nanmin(v) - 1)
+    return pd.Series(out, name=f"{metric} rise")
