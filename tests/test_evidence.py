@@ -122,10 +122,11 @@ def test_claims_table_shows_every_claim_with_its_numbers():
         ev.claims_table(CLAIMS, {**verdicts, "extra": verdicts["gpu_faster"]})
 
 
-def test_claims_table_escapes_text_but_not_links():
-    claim = [{**CLAIMS[0], "claim": "loss < 0.1 & falling"}]
+def test_claims_table_escapes_text_but_not_links_and_shows_sentences_whole():
+    long = "loss < 0.1 & falling, " + "and a long sentence that goes on " * 4 + "to the end"
+    claim = [{**CLAIMS[0], "claim": long}]
     html = ev.claims_table(claim, {"wider_lower_loss": ev.decide([1.0, 1.0])})._repr_html_()
-    assert "loss &lt; 0.1 &amp; falling" in html
+    assert long.replace("&", "&amp;").replace("<", "&lt;") in html
 
 
 def test_check_claims_refuses_bad_files():

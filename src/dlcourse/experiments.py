@@ -298,11 +298,14 @@ def per_seed(finals: pd.DataFrame, value: str, by: str = "label") -> pd.DataFram
     return table[list(dict.fromkeys(finals[by]))]
 
 
-def val_rise(history: pd.DataFrame, metric: str = "val_loss", by: str = "label") -> pd.Series:
+def val_rise(history: pd.DataFrame, metric: str = "val_loss", by: str | Sequence[str] = "label") -> pd.Series:
     """Per run: how far `metric` ended above its own minimum, relative to that minimum (0 when
-    the last epoch is the best): a validation loss that turned upward is overfitting."""
+    the last epoch is the best): a validation loss that turned upward is overfitting. `by` names
+    the run (a column, or columns such as ["label", "seed"]: then the index has those levels)."""
     out = {}
     for name, part in history.groupby(by, sort=False):
         v = part.sort_values("epoch")[metric].to_numpy(dtype=float)
         out[name] = float(v[-1] / np.nanmin(v) - 1)
-    return pd.Series(out, name=f"{metric} rise")
+    rise = pd.Series(out, name=f"{metric} rise")
+    rise.index.names = [by] if isinstance(by, str) else list(by)
+    return rise

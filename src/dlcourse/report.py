@@ -40,14 +40,18 @@ def final_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, digit
 def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: Sequence[str] | None = None,
                digits: int = 4) -> pd.DataFrame:
     """One row per value of `by` (a setting trained with several seeds): each numeric column as
-    "mean ± std" over the rows of that setting (std with ddof 1; "mean" alone for one row), and
-    `seeds`, the number of rows. Settings keep their order of first appearance."""
+    "mean ± std" over the rows of that setting (std with ddof 1; the mean alone for one row), and
+    `seeds`, the number of rows. An integer column that is constant within a setting (a
+    parameter count, a depth) shows its value. Settings keep their order of first appearance."""
     keys = [by] if isinstance(by, str) else list(by)
     columns = [c for c in _columns(frame, columns, keys) if c not in keys]
     groups = frame.groupby(keys, sort=False)
     out = pd.DataFrame({"seeds": groups.size()})
     for col in columns:
         mean, std = groups[col].mean(), groups[col].std(ddof=1)
+        if pd.api.types.is_integer_dtype(frame[col]) and (groups[col].nunique() == 1).all():
+            out[col] = groups[col].first()
+            continue
         out[col] = [f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
                     for m, s in zip(mean, std)]
     return out

@@ -225,7 +225,8 @@ class ClaimsTable(pd.DataFrame):
                 shown[col] = shown[col].map(lambda v: html.escape(str(v)))
         shown.index = [html.escape(str(i)) for i in shown.index]
         shown.index.name = self.index.name
-        return shown.to_html(escape=False, notebook=True)
+        with pd.option_context("display.max_colwidth", None):  # claims are sentences: show them whole
+            return shown.to_html(escape=False, notebook=True)
 
 
 def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: int = 3) -> pd.DataFrame:
