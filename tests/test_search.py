@@ -308,3 +308,16 @@ def test_plots_draw_a_search_without_importing_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[0] == "['optimizer', 'sgd', 'adam']"
     assert out[1] == "[]"
+
+
+def test_parts_split_a_search_into_disjoint_balanced_draws():
+    frame = search.sample(30, seed=1, per_shape=3)
+    part = search.parts(frame, 3, seed=0)
+    assert part.index.equals(frame.index) and set(part) == {0, 1, 2}
+    assert sorted(part.value_counts()) == [9, 9, 12]  # 10 stacks of 3 as 4 + 3 + 3
+    assert (frame.groupby("shape").apply(lambda g: part[g.index].nunique()) == 1).all()  # a stack stays whole
+    assert part.equals(search.parts(frame, 3, seed=0)) and not part.equals(search.parts(frame, 3, seed=1))
+    plain = search.sample(7, seed=0).drop(columns="shape")
+    assert sorted(search.parts(plain, 2).value_counts()) == [3, 4]
+    with pytest.raises(ValueError, match="n=11"):
+        search.parts(frame, 11)

@@ -350,6 +350,26 @@ def _same(value):
     return value
 
 
+def parts(frame: pd.DataFrame, n: int, seed: int = 0) -> pd.Series:
+    """Split a search into `n` disjoint parts of about equal size, at random (seeded): a part
+    number 0..n-1 per row, aligned with `frame`.
+
+    A random search is one draw of configurations, so a claim about it ("adam did best") has no
+    seeds to show its spread. Measured on each part separately, the claim gets `n` independent
+    estimates: the draws of disjoint parts are independent. Rows of one `shape` group (a
+    `per_shape` sample) stay together, since they share their shape hyperparameters.
+    """
+    validate.positive_int("n", n)
+    validate.non_negative_int("seed", seed)
+    units = frame["shape"] if "shape" in frame.columns else pd.Series(np.arange(len(frame)), index=frame.index)
+    distinct = pd.unique(units)
+    if len(distinct) < n:
+        raise ValueError(f"n={n} is not valid; the search has only {len(distinct)} independent draws to split")
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    part_of = {unit: int(i % n) for i, unit in zip(order, distinct)}
+    return units.map(part_of).rename("part")
+
+
 def share(frame: pd.DataFrame, param: str, value, mask) -> float:
     """Fraction of the rows selected by `mask` whose `param` equals `value` (NaN if none selected)."""
     _params(frame, [param])
@@ -381,4 +401,5 @@ def last_gain(history: pd.DataFrame, metric: str = "val_acc", key: str = "key") 
 
 
 __all__ = ["SPACE", "REPORT_WORDS", "MEMBER_KEYS", "check_space", "space_size", "sample", "config_to_spec", "configs_to_specs",
-           "attach", "importance", "level_effects", "level_means", "best", "recommend", "share", "matches", "last_gain"]
+           "attach", "importance", "level_effects", "level_means", "best", "recommend", "neighbours", "local_steps", "parts",
+           "share", "matches", "last_gain"]
