@@ -138,8 +138,10 @@ def test_per_seed_tables_make_paired_differences():
     table = report.seed_table(f, columns=["val_loss", "params"], digits=2)
     assert table.index.tolist() == ["1×50", "1×200"] and table["seeds"].tolist() == [3, 3]
     assert table.loc["1×50", "val_loss"] == "0.46 ± 0.01"
-    assert table.loc["1×200", "params"] == 159010  # constant integers show as they are
-    assert report.seed_table(f.iloc[:1], columns=["val_loss"]).loc["1×50", "val_loss"] == "0.4500"
+    assert table.loc["1×200", "params"] == "159010"  # what does not vary shows alone
+    big = f.assign(params=1234567, lr=0.001)
+    assert report.seed_table(big, columns=["params", "lr"]).iloc[0].tolist() == [3, "1234567", "0.001"]
+    assert report.seed_table(f.iloc[:1], columns=["val_loss"]).loc["1×50", "val_loss"] == "0.45"
 
 
 def test_frames_accept_pairs_and_refuse_bad_input():
@@ -201,6 +203,8 @@ def test_first_reach_in_seconds_and_epochs():
     assert math.isnan(ex.first_reach(h, "val_loss", 0.3)["100"])
     assert ex.first_reach(h, "val_loss", 0.3, x="epoch")["10"] == 2
     assert ex.first_reach(h, "train_acc", 0.51, below=False, x="epoch").tolist() == [2, 2]
+    per_run = ex.first_reach(h, "val_loss", 0.3, by=["label", "seed"], x="epoch")
+    assert per_run.index.names == ["label", "seed"] and per_run.loc[("10", 0)] == 2
 
 
 # ---------------------------------------------------------------- figures

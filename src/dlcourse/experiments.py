@@ -250,16 +250,19 @@ def not_rising(history: pd.DataFrame, metric: str = "val_loss", by: str = "label
     return pd.Series(out, name=f"{metric} not rising", dtype=object)
 
 
-def first_reach(history: pd.DataFrame, metric: str, target: float, by: str = "label", x: str = "elapsed",
-                below: bool = True) -> pd.Series:
+def first_reach(history: pd.DataFrame, metric: str, target: float, by: str | Sequence[str] = "label",
+                x: str = "elapsed", below: bool = True) -> pd.Series:
     """Per run: the first value of `x` (e.g. seconds elapsed, or epoch) at which `metric` reached
-    `target` (at or below it when `below`, else at or above); NaN if it never did."""
+    `target` (at or below it when `below`, else at or above); NaN if it never did. `by` names
+    the run (a column, or columns such as ["label", "seed"]: then the index has those levels)."""
     out = {}
     for name, part in history.groupby(by, sort=False):
         part = part.sort_values("epoch")
         hit = part[metric] <= target if below else part[metric] >= target
         out[name] = float(part.loc[hit, x].iloc[0]) if hit.any() else math.nan
-    return pd.Series(out, name=f"{x} to {metric} {'<=' if below else '>='} {target:g}")
+    reach = pd.Series(out, name=f"{x} to {metric} {'<=' if below else '>='} {target:g}", dtype=float)
+    reach.index.names = [by] if isinstance(by, str) else list(by)
+    return reach
 
 
 def trend(finals: pd.DataFrame, value: str, along: str, within: str | None = None, increasing: bool = True,

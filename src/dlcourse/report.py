@@ -40,21 +40,26 @@ def final_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, digit
 def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: Sequence[str] | None = None,
                digits: int = 4) -> pd.DataFrame:
     """One row per value of `by` (a setting trained with several seeds): each numeric column as
-    "mean ± std" over the rows of that setting (std with ddof 1; the mean alone for one row), and
-    `seeds`, the number of rows. An integer column that is constant within a setting (a
-    parameter count, a depth) shows its value. Settings keep their order of first appearance."""
+    "mean ± std" over the rows of that setting (std with ddof 1), and `seeds`, the number of
+    rows. A value that does not vary within a setting (a parameter count, a learning rate, one
+    seed) shows alone, rounded to `digits`. Settings keep their order of first appearance."""
     keys = [by] if isinstance(by, str) else list(by)
     columns = [c for c in _columns(frame, columns, keys) if c not in keys]
     groups = frame.groupby(keys, sort=False)
     out = pd.DataFrame({"seeds": groups.size()})
     for col in columns:
-        mean, std = groups[col].mean(), groups[col].std(ddof=1)
-        if pd.api.types.is_integer_dtype(frame[col]) and (groups[col].nunique() == 1).all():
-            out[col] = groups[col].first()
-            continue
-        out[col] = [f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
-                    for m, s in zip(mean, std)]
+        mean, std, kinds = groups[col].mean(), groups[col].std(ddof=1), groups[col].nunique(dropna=False)
+        out[col] = [_plain(m, digits) if k == 1 or pd.isna(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
+                    for m, s, k in zip(mean, std, kinds)]
     return out
+
+
+def _plain(value: float, digits: int) -> str:
+    """A number as it reads best: whole numbers without a point, others rounded to `digits`."""
+    if pd.isna(value):
+        return "—"
+    value = round(float(value), digits)
+    return str(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0")
 
 
 __all__ = ["METRICS", "final_table", "seed_table"]
