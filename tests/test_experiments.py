@@ -172,19 +172,7 @@ def test_frames_from_a_real_training_run(toy_root):
     assert 0 < f["seconds"].iloc[0] == pytest.approx(hist.epochs["seconds"].sum())
 
 
-# ---------------------------------------------------------------- checks
-
-def test_is_monotonic_with_tolerance():
-    assert ex.is_monotonic([3, 2, 1], increasing=False)
-    assert not ex.is_monotonic([3, 2, 2.05], increasing=False)
-    assert ex.is_monotonic([3, 2, 2.05], increasing=False, tol=0.1)
-    assert ex.is_monotonic([1, 2, 5]) and not ex.is_monotonic([1, math.nan, 5])
-
-
-def test_relative_gap():
-    assert ex.relative_gap(1.0, 0.9) == pytest.approx(0.1)
-    assert ex.relative_gap(0.0, 0.0) == 0.0 and ex.relative_gap(-2, 2) == 2.0
-
+# ---------------------------------------------------------------- measurements behind claim effects
 
 def test_val_rise_measures_how_far_validation_loss_turned_up():
     runs = [fake({**BASE, "hidden": [w]}, losses) for w, losses in
@@ -279,14 +267,3 @@ def test_metric_vs_params_draws_one_point_per_run():
     assert ax.get_xscale() == "log" and "parameters" in ax.get_xlabel() and ax.get_ylabel() == "test accuracy"
     assert sum(len(c.get_offsets()) for c in ax.collections) == 4
     plt.close("all")
-
-
-def test_trend_within_groups_with_relative_tolerance():
-    f = pd.DataFrame({"depth": [1, 1, 1, 2, 2, 2], "width": [200, 50, 100, 50, 100, 200],
-                      "seconds": [3.0, 1.0, 2.0, 2.0, 1.9, 4.0], "loss": [0.1, 0.3, 0.2, 0.3, 0.2, 0.25]})
-    assert ex.trend(f, "seconds", along="width", within="depth").to_dict() == {1: True, 2: False}
-    assert ex.trend(f, "seconds", along="width", within="depth", tol=0.1).to_dict() == {1: True, 2: True}
-    assert ex.trend(f, "loss", along="width", within="depth", increasing=False).tolist() == [True, False]
-    assert ex.trend(f[f.depth == 1], "seconds", along="width").to_dict() == {"all": True}
-    with pytest.raises(ValueError, match="nope"):
-        ex.trend(f, "nope", along="width")

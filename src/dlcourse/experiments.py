@@ -9,8 +9,7 @@ varies, trains them through `dlcourse.runs`, and then needs the same three thing
   of final numbers, each with the varied spec fields as columns, a readable `label`, the
   parameter count and (for MLPs) `depth` and `width` — what `dlcourse.plots` expects;
 - small, named measurements that turn those frames into the effects behind claim verdicts
-  (`per_seed`, `relative_gap`, `val_rise`, `first_reach`, `trend`), so notebooks hold calls,
-  not logic. The verdicts themselves come from `dlcourse.analysis.evidence.decide`; display
+  (`per_seed`, `val_rise`, `first_reach`, `warm_epochs`), so notebooks hold calls, not logic. The verdicts themselves come from `dlcourse.analysis.evidence.decide`; display
   tables from `dlcourse.report`.
 
 Runs are passed as `Result`s that carry their spec (`result.spec`) or as `(spec, result)` pairs;
@@ -221,34 +220,7 @@ def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | Non
     return pd.DataFrame(rows)
 
 
-# ---------------------------------------------------------------- checks behind claim verdicts
-
-def is_monotonic(values: Sequence[float], increasing: bool = True, tol: float = 0.0) -> bool:
-    """Whether `values` rise (or fall) step by step; a step back of at most `tol` is forgiven."""
-    v = np.asarray(list(values), dtype=float)
-    if len(v) < 2 or np.isnan(v).any():
-        return bool(len(v) >= 1 and not np.isnan(v).any())
-    steps = np.diff(v) if increasing else -np.diff(v)
-    return bool((steps >= -tol).all())
-
-
-def relative_gap(a: float, b: float) -> float:
-    """|a - b| relative to the larger magnitude of the two (0 when both are 0)."""
-    scale = max(abs(a), abs(b))
-    return 0.0 if scale == 0 else abs(a - b) / scale
-
-
-def not_rising(history: pd.DataFrame, metric: str = "val_loss", by: str = "label", tol: float = 0.0,
-               min_epochs: int = 3) -> pd.Series:
-    """Per run: True when `metric` at the last epoch is at most its minimum over the run times
-    (1 + `tol`), i.e. validation loss has not turned upward (no sign of overfitting yet);
-    False when it ended above that; None (undecided) for runs shorter than `min_epochs`."""
-    out = {}
-    for name, part in history.groupby(by, sort=False):
-        v = part.sort_values("epoch")[metric].to_numpy(dtype=float)
-        out[name] = None if len(v) < min_epochs else bool(v[-1] <= np.nanmin(v) * (1 + tol))
-    return pd.Series(out, name=f"{metric} not rising", dtype=object)
-
+# ---------------------------------------------------------------- measurements behind claim effects
 
 def first_reach(history: pd.DataFrame, metric: str, target: float, by: str | Sequence[str] = "label",
                 x: str = "elapsed", below: bool = True) -> pd.Series:
@@ -263,30 +235,6 @@ def first_reach(history: pd.DataFrame, metric: str, target: float, by: str | Seq
     reach = pd.Series(out, name=f"{x} to {metric} {'<=' if below else '>='} {target:g}", dtype=float)
     reach.index.names = [by] if isinstance(by, str) else list(by)
     return reach
-
-
-def trend(finals: pd.DataFrame, value: str, along: str, within: str | None = None, increasing: bool = True,
-          tol: float = 0.0) -> pd.Series:
-    """Per group of `within` (or for the whole frame): does `value` rise (or fall) as `along` grows?
-
-    Rows are sorted by `along`; a step the wrong way of at most `tol` times the previous value
-    is forgiven (a relative tolerance, for noisy numbers such as wall time). Example: does the
-    final training loss fall with width at every depth —
-    `trend(finals, "train_loss", along="width", within="depth", increasing=False)`.
-    """
-    missing = [c for c in (value, along, within) if c and c not in finals.columns]
-    if missing:
-        raise ValueError(f"columns {missing} are not in the frame; it has {list(finals.columns)}")
-    groups = finals.groupby(within, sort=True) if within else [("all", finals)]
-    out = {}
-    for name, part in groups:
-        v = part.sort_values(along)[value].to_numpy(dtype=float)
-        if np.isnan(v).any():
-            out[name] = False
-            continue
-        step = np.diff(v) if increasing else -np.diff(v)
-        out[name] = bool((step >= -tol * np.abs(v[:-1])).all())
-    return pd.Series(out, name=f"{value} {'rises' if increasing else 'falls'} with {along}")
 
 
 def per_seed(finals: pd.DataFrame, value: str, by: str = "label") -> pd.DataFrame:
