@@ -130,6 +130,15 @@ def test_executed_labs_pass_nbval(course):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
 
 
+def test_prose_states_only_numbers_the_build_produced(course):
+    """tests/test_prose.py's check on the smoke labs just executed (no second execution)."""
+    from test_prose import unbound_numbers_in
+
+    root, first, _, _ = course
+    assert first.returncode == 0
+    assert unbound_numbers_in(root / "book" / "labs") == {}
+
+
 # ----------------------------------------------------------------------------- the browser
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""dlcourse.experiments: spec grids, result frames, the checks behind claim verdicts, and its figures."""
+"""dlcourse.experiments and dlcourse.report: spec grids, result frames, the measurements behind claim
+effects, display tables, and the figures drawn from the frames."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from dlcourse import data, experiments as ex, models, train  # noqa: E402
+from dlcourse import data, experiments as ex, models, report, train  # noqa: E402
 from dlcourse.plots import curves  # noqa: E402
 
 BASE = {"dataset": "mnist", "model": "mlp", "activation": "sigmoid", "optimizer": "adam", "lr": 1e-3,
@@ -103,10 +104,44 @@ def test_history_and_final_frames_from_results():
     assert f["epoch_seconds"].tolist() == [1.5, 1.5]
     assert f["best_epoch"].tolist() == [3, 3] and f["params"].iloc[1] == 42310
 
-    t = ex.summary(f, digits=1)
+    assert f["seed"].tolist() == [0, 0]
+
+    t = report.final_table(f, digits=1, index="label")
     assert t.index.tolist() == ["1×50", "2×50"] and t.loc["1×50", "train_loss"] == 0.3
+    assert t.columns.tolist() == ["params", *report.METRICS, "best_epoch", "seconds"]
+    assert report.final_table(f, ["val_loss"]).index.tolist() == [0, 1]
     with pytest.raises(ValueError, match="nope"):
-        ex.summary(f, ["nope"])
+        report.final_table(f, ["nope"])
+
+
+def test_epoch_seconds_leave_out_the_warm_up_epoch():
+    res = fake({**BASE, "hidden": [50]}, [1.0, 0.5, 0.4, 0.3])
+    res.history["seconds"] = [9.0, 1.0, 2.0, 1.2]  # epoch 1 pays for warm-up
+    f = ex.final_frame([res], ["hidden"])
+    assert f["epoch_seconds"].iloc[0] == 1.2 and f["seconds"].iloc[0] == 13.2
+    assert ex.warm_epochs(res.history)["epoch"].tolist() == [2, 3, 4]
+    one = fake(BASE, [1.0])
+    assert ex.warm_epochs(one.history)["epoch"].tolist() == [1]  # a one-epoch run keeps its epoch
+
+
+def test_per_seed_tables_make_paired_differences():
+    runs = [fake({**BASE, "hidden": [w], "seed": s}, [1.0, 0.5 - w / 1000 + s / 100]) for s in (0, 1, 2) for w in (50, 200)]
+    f = ex.final_frame(runs, ["hidden"])
+    t = ex.per_seed(f, "val_loss")
+    assert t.index.tolist() == [0, 1, 2] and t.columns.tolist() == ["1×50", "1×200"]
+    assert (t["1×50"] - t["1×200"]).tolist() == pytest.approx([0.15] * 3)
+    with pytest.raises(ValueError, match="by='depth'"):
+        ex.per_seed(f, "val_loss", by="depth")  # both widths have depth 1: two rows per seed
+    with pytest.raises(ValueError, match="nope"):
+        ex.per_seed(f, "nope")
+
+    table = report.seed_table(f, columns=["val_loss", "params"], digits=2)
+    assert table.index.tolist() == ["1×50", "1×200"] and table["seeds"].tolist() == [3, 3]
+    assert table.loc["1×50", "val_loss"] == "0.46 ± 0.01"
+    assert table.loc["1×200", "params"] == "159010"  # what does not vary shows alone
+    big = f.assign(params=1234567, lr=0.001)
+    assert report.seed_table(big, columns=["params", "lr"]).iloc[0].tolist() == [3, "1234567", "0.001"]
+    assert report.seed_table(f.iloc[:1], columns=["val_loss"]).loc["1×50", "val_loss"] == "0.45"
 
 
 def test_frames_accept_pairs_and_refuse_bad_input():
@@ -137,28 +172,16 @@ def test_frames_from_a_real_training_run(toy_root):
     assert 0 < f["seconds"].iloc[0] == pytest.approx(hist.epochs["seconds"].sum())
 
 
-# ---------------------------------------------------------------- checks
+# ---------------------------------------------------------------- measurements behind claim effects
 
-def test_is_monotonic_with_tolerance():
-    assert ex.is_monotonic([3, 2, 1], increasing=False)
-    assert not ex.is_monotonic([3, 2, 2.05], increasing=False)
-    assert ex.is_monotonic([3, 2, 2.05], increasing=False, tol=0.1)
-    assert ex.is_monotonic([1, 2, 5]) and not ex.is_monotonic([1, math.nan, 5])
-
-
-def test_relative_gap():
-    assert ex.relative_gap(1.0, 0.9) == pytest.approx(0.1)
-    assert ex.relative_gap(0.0, 0.0) == 0.0 and ex.relative_gap(-2, 2) == 2.0
-
-
-def test_not_rising_flags_validation_loss_that_turned_up():
+def test_val_rise_measures_how_far_validation_loss_turned_up():
     runs = [fake({**BASE, "hidden": [w]}, losses) for w, losses in
             ((10, [1.0, 0.5, 0.4, 0.35]), (20, [1.0, 0.3, 0.4, 0.5]), (30, [1.0, 0.3, 0.306, 0.303]))]
-    h = ex.history_frame(runs, ["hidden"])
-    strict = ex.not_rising(h)
-    assert strict.to_dict() == {"1×10": True, "1×20": False, "1×30": False}
-    assert ex.not_rising(h, tol=0.02)["1×30"] is True
-    assert ex.not_rising(h, min_epochs=5).tolist() == [None, None, None]
+    rise = ex.val_rise(ex.history_frame(runs, ["hidden"]))
+    assert rise.index.tolist() == ["1×10", "1×20", "1×30"]
+    assert rise.tolist() == pytest.approx([0.0, 0.5 / 0.3 - 1, 0.01])
+    by_seed = ex.val_rise(ex.history_frame(runs, ["hidden"]), by=["label", "seed"]).unstack("label")
+    assert by_seed.index.tolist() == [0] and by_seed.columns.tolist() == ["1×10", "1×20", "1×30"]
 
 
 def test_first_reach_in_seconds_and_epochs():
@@ -168,6 +191,8 @@ def test_first_reach_in_seconds_and_epochs():
     assert math.isnan(ex.first_reach(h, "val_loss", 0.3)["100"])
     assert ex.first_reach(h, "val_loss", 0.3, x="epoch")["10"] == 2
     assert ex.first_reach(h, "train_acc", 0.51, below=False, x="epoch").tolist() == [2, 2]
+    per_run = ex.first_reach(h, "val_loss", 0.3, by=["label", "seed"], x="epoch")
+    assert per_run.index.names == ["label", "seed"] and per_run.loc[("10", 0)] == 2
 
 
 # ---------------------------------------------------------------- figures
@@ -242,24 +267,3 @@ def test_metric_vs_params_draws_one_point_per_run():
     assert ax.get_xscale() == "log" and "parameters" in ax.get_xlabel() and ax.get_ylabel() == "test accuracy"
     assert sum(len(c.get_offsets()) for c in ax.collections) == 4
     plt.close("all")
-
-
-def test_trend_within_groups_with_relative_tolerance():
-    f = pd.DataFrame({"depth": [1, 1, 1, 2, 2, 2], "width": [200, 50, 100, 50, 100, 200],
-                      "seconds": [3.0, 1.0, 2.0, 2.0, 1.9, 4.0], "loss": [0.1, 0.3, 0.2, 0.3, 0.2, 0.25]})
-    assert ex.trend(f, "seconds", along="width", within="depth").to_dict() == {1: True, 2: False}
-    assert ex.trend(f, "seconds", along="width", within="depth", tol=0.1).to_dict() == {1: True, 2: True}
-    assert ex.trend(f, "loss", along="width", within="depth", increasing=False).tolist() == [True, False]
-    assert ex.trend(f[f.depth == 1], "seconds", along="width").to_dict() == {"all": True}
-    with pytest.raises(ValueError, match="nope"):
-        ex.trend(f, "nope", along="width")
-
-
-def test_verdict_is_undecided_when_the_runs_are_too_small():
-    assert ex.verdict(1 > 0) is True and ex.verdict(0) is False
-    assert ex.verdict(True, enough=False) is None
-
-
-def test_listing_formats_evidence():
-    assert ex.listing(pd.Series({"adam": 0.2011, "sgd": 1.4})) == "adam 0.201, sgd 1.400"
-    assert ex.listing({"10": 2.0, "1000": math.nan}, "{:.0f}") == "10 2, 1000 never"

@@ -184,6 +184,23 @@ def test_end_sharpness_reads_the_rise_beyond_each_end():
         landscape.end_sharpness(curve, "val")
 
 
+def test_midpoint_change_reads_a_dip_between_the_ends():
+    alpha = landscape.alpha_grid((-1, 2), 31)
+    curve = pd.concat([
+        pd.DataFrame({"alpha": alpha, "set": "test", "acc": np.where(np.abs(alpha - 0.5) < 0.3, 0.3, 0.9),
+                      "loss": 0.2 + np.maximum(0.0, 0.5 - np.abs(alpha - 0.5))}),
+        pd.DataFrame({"alpha": alpha, "set": "train", "acc": 0.95, "loss": 0.1}),
+    ])
+    assert landscape.midpoint_change(curve) == pytest.approx(0.3 - 0.9)
+    assert landscape.midpoint_change(curve, metric="loss") == pytest.approx(0.5)
+    assert landscape.midpoint_change(curve, "train") == pytest.approx(0.0)
+    assert landscape.midpoint_change(curve, alpha=0.45) == pytest.approx(-0.6)
+    with pytest.raises(ValueError, match="alpha"):
+        landscape.midpoint_change(curve, alpha=3.0)
+    with pytest.raises(ValueError, match="set"):
+        landscape.midpoint_change(curve, "val")
+
+
 def test_rank_correlation_and_half_gains():
     assert landscape.rank_correlation is metrics.rank_correlation  # one implementation, re-exported for the labs
     assert landscape.rank_correlation([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)

@@ -50,6 +50,18 @@ def test_matched_parameter_count(depth):
     assert abs(models.count_parameters(m) - 571) <= 6
 
 
+def test_matched_shapes_are_balanced():
+    # the report's ~571 parameters as balanced nets, not a thin stack ending in one wide layer
+    assert models.matched_hidden(2, 571) == (190,)
+    assert models.matched_hidden(5, 571) == (13, 13, 13, 12)
+    assert models.matched_hidden(8, 571) == (9,) * 7
+    for depth in range(2, 12):
+        hidden = models.matched_hidden(depth, 571)
+        assert max(hidden) - min(hidden) <= 1 and list(hidden) == sorted(hidden, reverse=True)
+    with pytest.raises(ValueError, match="target_params=0"):
+        models.matched_hidden(3, 0)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlcourse import metrics, runs, search
+from dlcourse import metrics, runs, search, vocabulary
 
 
 def test_space_is_the_reports():
@@ -65,25 +65,34 @@ def test_sample_whole_small_space_and_errors():
         search.sample(1, space={"optimizer": "adam"})
 
 
-def test_spec_dict_builds_valid_runspecs():
+def test_config_to_spec_builds_valid_runspecs():
     config = search.sample(1, seed=5).iloc[0]
-    d = search.spec_dict(config, train_size=1000, val_size=500, epochs=1)
+    d = search.config_to_spec(config, train_size=1000, val_size=500, epochs=1)
     spec = runs.RunSpec.from_dict(d)
     assert spec.hidden == (int(config["width"]),) * int(config["layers"])
-    assert spec.init == search.INITS[config["init"]]
+    assert spec.init == config["init"] and config["init"] in vocabulary.INITS
     assert spec.epochs == 1 and spec.optimizer == config["optimizer"] and spec.lr == config["lr"]
-    assert search.spec_dict(config)["epochs"] == config["epochs"]
-    all_specs = [runs.RunSpec.from_dict(d) for d in search.spec_dicts(search.sample(50, seed=0), train_size=100)]
+    assert search.config_to_spec(config)["epochs"] == config["epochs"]
+    all_specs = [runs.RunSpec.from_dict(d) for d in search.configs_to_specs(search.sample(50, seed=0), train_size=100)]
     assert len({s.key for s in all_specs}) == 50
     with pytest.raises(ValueError, match="lacks"):
-        search.spec_dict({"lr": 0.1})
-    with pytest.raises(ValueError, match="init='he'"):
-        search.spec_dict({**config.to_dict(), "init": "he"})
+        search.config_to_spec({"lr": 0.1})
+    with pytest.raises(ValueError, match="init='random'.*xavier_normal"):  # the report's word is a label only
+        search.config_to_spec({**config.to_dict(), "init": "random"})
+
+
+def test_space_speaks_the_vocabulary():
+    for name, words in (("optimizer", vocabulary.OPTIMIZERS), ("init", vocabulary.INITS),
+                        ("activation", vocabulary.ACTIVATIONS)):
+        assert set(search.SPACE[name]) <= set(words)
+    assert set(search.REPORT_WORDS) == set(search.SPACE["init"])
+    with pytest.raises(ValueError, match="init='xavier'"):
+        search.check_space({"init": ("xavier", "normal")})
 
 
 def test_per_shape_members_fall_in_one_stack_group():
     frame = search.sample(6, seed=2, per_shape=3)
-    specs = [runs.RunSpec.from_dict(d) for d in search.spec_dicts(frame, train_size=100)]
+    specs = [runs.RunSpec.from_dict(d) for d in search.configs_to_specs(frame, train_size=100)]
     groups = [runs.stack_group(s) for s in specs]
     assert groups[0] == groups[1] == groups[2] and groups[3] == groups[4] == groups[5]
     assert groups[0] != groups[3]
@@ -95,7 +104,7 @@ def _frame() -> pd.DataFrame:
     rows = []
     for opt in ("sgd", "adam"):
         for lr in (1e-3, 1e-4):
-            for init in ("random", "xavier"):
+            for init in ("normal", "xavier_normal"):
                 for rep in range(5):
                     acc = 0.5 + 0.3 * (opt == "adam") + 0.1 * (lr == 1e-3) + rng.normal(0, 0.005)
                     rows.append({"optimizer": opt, "lr": lr, "init": init, "activation": ("tanh", "relu")[rep % 2],
@@ -179,7 +188,7 @@ def test_attach_counts_diverged_runs_as_chance():
 def test_stacked_sweep_on_toy_data(toy_root, monkeypatch):
     monkeypatch.setenv("DLCOURSE_DATA", str(toy_root))
     frame = search.sample(4, seed=0, per_shape=2)
-    specs = search.spec_dicts(frame, dataset="fashion-mnist", train_size=300, val_size=100, epochs=1, device="cpu")
+    specs = search.configs_to_specs(frame, dataset="fashion-mnist", train_size=300, val_size=100, epochs=1, device="cpu")
     df = runs.sweep(specs, backend="stacked", progress=False)
     assert (df["backend"] == "stacked").all()
     out = search.attach(frame, df)
@@ -251,7 +260,7 @@ def test_neighbours_change_exactly_one_hyperparameter_and_skip_what_ran():
 
 def test_local_steps_reach_a_setting_two_changes_away():
     start = pd.DataFrame([{"epochs": 10, "layers": 3, "width": 32, "weight_decay": 0.0, "lr": 1e-3, "optimizer": "adam",
-                           "batch_size": 64, "init": "xavier", "activation": "tanh"}])
+                           "batch_size": 64, "init": "xavier_normal", "activation": "tanh"}])
     start = _scored(start)
     calls = []
 
@@ -276,7 +285,7 @@ def test_local_steps_reach_a_setting_two_changes_away():
 
 def test_local_steps_stop_when_nothing_is_left_and_check_train():
     space = {"epochs": (5,), "layers": (3,), "width": (32, 64), "weight_decay": (0.0,), "lr": (1e-3,),
-             "optimizer": ("adam",), "batch_size": (64,), "init": ("xavier",), "activation": ("relu",)}
+             "optimizer": ("adam",), "batch_size": (64,), "init": ("xavier_normal",), "activation": ("relu",)}
     start = _scored(pd.DataFrame([{k: v[0] for k, v in space.items()}]))
     steps = search.local_steps(start, _scored, rounds=5, k=1, space=space)
     assert len(steps) == 1 and steps["round"].tolist() == [1]  # the only neighbour, then nothing new
@@ -284,3 +293,31 @@ def test_local_steps_stop_when_nothing_is_left_and_check_train():
         search.local_steps(start, lambda frame: frame.head(0), rounds=1, k=1, space=space)
     with pytest.raises(ValueError, match="rounds"):
         search.local_steps(start, _scored, rounds=-1)
+
+
+def test_plots_draw_a_search_without_importing_it():
+    # plots sit below search in the layers: the legend order is passed in, never looked up
+    import subprocess
+    import sys
+
+    code = ("import sys, pandas as pd, matplotlib; matplotlib.use('agg'); from dlcourse.plots import sweep; "
+            "f = pd.DataFrame({'val_acc': [0.5, 0.8], 'optimizer': ['sgd', 'adam'], 'activation': ['tanh', 'relu']}); "
+            "fig = sweep.runs_scatter(f, category_orders={'optimizer': ['sgd', 'adam']}); "
+            "print([t.get_text() for t in fig.axes[0].get_legend().get_texts()][:3]); "
+            "print(sorted(m for m in sys.modules if m in ('dlcourse.search', 'dlcourse.runs', 'dlcourse.train')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "['optimizer', 'sgd', 'adam']"
+    assert out[1] == "[]"
+
+
+def test_parts_split_a_search_into_disjoint_balanced_draws():
+    frame = search.sample(30, seed=1, per_shape=3)
+    part = search.parts(frame, 3, seed=0)
+    assert part.index.equals(frame.index) and set(part) == {0, 1, 2}
+    assert sorted(part.value_counts()) == [9, 9, 12]  # 10 stacks of 3 as 4 + 3 + 3
+    assert (frame.groupby("shape").apply(lambda g: part[g.index].nunique()) == 1).all()  # a stack stays whole
+    assert part.equals(search.parts(frame, 3, seed=0)) and not part.equals(search.parts(frame, 3, seed=1))
+    plain = search.sample(7, seed=0).drop(columns="shape")
+    assert sorted(search.parts(plain, 2).value_counts()) == [3, 4]
+    with pytest.raises(ValueError, match="n=11"):
+        search.parts(frame, 11)

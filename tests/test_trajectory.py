@@ -173,7 +173,7 @@ def test_layers_follow_module_order_whatever_the_dict_order():
     snaps = [(0, {"10.weight": torch.zeros(2), "2.bias": torch.zeros(1), "2.weight": torch.zeros(3),
                   "0.weight": torch.zeros(1)})]
     assert tr.layers(snaps) == ["0", "2", "10"] and tr.first_layer(snaps) == "0"
-    assert tr.select(list(snaps[0][1]), ["10", "2"]) == ["2.bias", "2.weight", "10.weight"]
+    assert tr.parameters_of(list(snaps[0][1]), ["10", "2"]) == ["2.bias", "2.weight", "10.weight"]
 
 
 def test_full_space_distances_match_the_snapshots():

@@ -8,8 +8,9 @@ varies, trains them through `dlcourse.runs`, and then needs the same three thing
 - `history_frame` / `final_frame`: one long-form DataFrame of per-epoch rows, or one row per run
   of final numbers, each with the varied spec fields as columns, a readable `label`, the
   parameter count and (for MLPs) `depth` and `width` — what `dlcourse.plots` expects;
-- small, named checks that turn those frames into claim verdicts (`is_monotonic`,
-  `relative_gap`, `not_rising`, `first_reach`), so notebooks hold calls, not logic.
+- small, named measurements that turn those frames into the effects behind claim verdicts
+  (`per_seed`, `val_rise`, `first_reach`, `warm_epochs`), so notebooks hold calls, not logic. The verdicts themselves come from `dlcourse.analysis.evidence.decide`; display
+  tables from `dlcourse.report`.
 
 Runs are passed as `Result`s that carry their spec (`result.spec`) or as `(spec, result)` pairs;
 a spec may be a `RunSpec` or a dict. A result needs `.history` (a per-epoch DataFrame with an
@@ -27,9 +28,8 @@ import numpy as np
 import pandas as pd
 
 from . import models
+from .report import METRICS
 
-#: The per-epoch numbers a History may hold, in display order.
-METRICS = ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc")
 _CLASSES = {"mnist": 10, "fashion-mnist": 10}
 
 
@@ -153,7 +153,15 @@ def _describe(spec: dict, keys: Sequence[str], label: str | None, extra: Sequenc
         row.setdefault("depth", len(hidden))
         row.setdefault("width", hidden[0] if hidden and len(set(hidden)) == 1 else math.nan)
     row["params"] = parameter_count(spec)
+    if "seed" in spec:
+        row.setdefault("seed", spec["seed"])
     return row
+
+
+def warm_epochs(history: pd.DataFrame) -> pd.DataFrame:
+    """The epochs after the first (all of them for a one-epoch run): what wall-time figures
+    and timing claims use, since epoch 1 also pays for warm-up (allocation, caches, threads)."""
+    return history[history["epoch"] > history["epoch"].min()] if len(history) > 1 else history
 
 
 def history_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None,
@@ -184,8 +192,9 @@ def history_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | N
 def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | None = None,
                 extra: Sequence[str] = ()) -> pd.DataFrame:
     """One row per run: described by `keys` (as in `history_frame`), its final-epoch numbers,
-    `epochs` trained, total `seconds` of training, `epoch_seconds` (the median epoch's wall
-    time: less swayed than the total by a burst of load on a shared machine), and
+    `epochs` trained, total `seconds` of training, `epoch_seconds` (the median wall time of
+    epochs 2..n: the first epoch also pays for warm-up, which would make a small network look
+    slow, and a median is less swayed than the total by a burst of load), and
     `best_val_loss` / `best_epoch` when there is a validation set."""
     pairs = _pairs(runs)
     if labels is not None and len(labels) != len(pairs):
@@ -202,7 +211,7 @@ def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | Non
         total = getattr(result, "seconds", None)
         row["seconds"] = float(total) if total is not None else float(hist["seconds"].sum())
         if "seconds" in hist and len(hist):
-            row["epoch_seconds"] = float(hist["seconds"].median())
+            row["epoch_seconds"] = float(warm_epochs(hist)["seconds"].median())
         if "val_loss" in hist and hist["val_loss"].notna().any():
             best = hist["val_loss"].idxmin()
             row["best_val_loss"] = float(hist.loc[best, "val_loss"])
@@ -211,93 +220,43 @@ def final_frame(runs: Iterable, keys: Sequence[str], labels: Sequence[str] | Non
     return pd.DataFrame(rows)
 
 
-def summary(finals: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 4,
-            index: str = "label") -> pd.DataFrame:
-    """A display table of final numbers: chosen columns (default: losses, accuracies, seconds,
-    params — those present), floats rounded, indexed by `index`."""
-    if columns is None:
-        columns = [c for c in ("params", *METRICS, "best_epoch", "seconds") if c in finals.columns]
-    missing = [c for c in [index, *columns] if c not in finals.columns]
-    if missing:
-        raise ValueError(f"columns {missing} are not in the frame; it has {list(finals.columns)}")
-    out = finals.set_index(index)[list(columns)].copy()
-    for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].round(digits)
-    return out
+# ---------------------------------------------------------------- measurements behind claim effects
 
-
-# ---------------------------------------------------------------- checks behind claim verdicts
-
-def is_monotonic(values: Sequence[float], increasing: bool = True, tol: float = 0.0) -> bool:
-    """Whether `values` rise (or fall) step by step; a step back of at most `tol` is forgiven."""
-    v = np.asarray(list(values), dtype=float)
-    if len(v) < 2 or np.isnan(v).any():
-        return bool(len(v) >= 1 and not np.isnan(v).any())
-    steps = np.diff(v) if increasing else -np.diff(v)
-    return bool((steps >= -tol).all())
-
-
-def relative_gap(a: float, b: float) -> float:
-    """|a - b| relative to the larger magnitude of the two (0 when both are 0)."""
-    scale = max(abs(a), abs(b))
-    return 0.0 if scale == 0 else abs(a - b) / scale
-
-
-def not_rising(history: pd.DataFrame, metric: str = "val_loss", by: str = "label", tol: float = 0.0,
-               min_epochs: int = 3) -> pd.Series:
-    """Per run: True when `metric` at the last epoch is at most its minimum over the run times
-    (1 + `tol`), i.e. validation loss has not turned upward (no sign of overfitting yet);
-    False when it ended above that; None (undecided) for runs shorter than `min_epochs`."""
-    out = {}
-    for name, part in history.groupby(by, sort=False):
-        v = part.sort_values("epoch")[metric].to_numpy(dtype=float)
-        out[name] = None if len(v) < min_epochs else bool(v[-1] <= np.nanmin(v) * (1 + tol))
-    return pd.Series(out, name=f"{metric} not rising", dtype=object)
-
-
-def first_reach(history: pd.DataFrame, metric: str, target: float, by: str = "label", x: str = "elapsed",
-                below: bool = True) -> pd.Series:
+def first_reach(history: pd.DataFrame, metric: str, target: float, by: str | Sequence[str] = "label",
+                x: str = "elapsed", below: bool = True) -> pd.Series:
     """Per run: the first value of `x` (e.g. seconds elapsed, or epoch) at which `metric` reached
-    `target` (at or below it when `below`, else at or above); NaN if it never did."""
+    `target` (at or below it when `below`, else at or above); NaN if it never did. `by` names
+    the run (a column, or columns such as ["label", "seed"]: then the index has those levels)."""
     out = {}
     for name, part in history.groupby(by, sort=False):
         part = part.sort_values("epoch")
         hit = part[metric] <= target if below else part[metric] >= target
         out[name] = float(part.loc[hit, x].iloc[0]) if hit.any() else math.nan
-    return pd.Series(out, name=f"{x} to {metric} {'<=' if below else '>='} {target:g}")
+    reach = pd.Series(out, name=f"{x} to {metric} {'<=' if below else '>='} {target:g}", dtype=float)
+    reach.index.names = [by] if isinstance(by, str) else list(by)
+    return reach
 
 
-def trend(finals: pd.DataFrame, value: str, along: str, within: str | None = None, increasing: bool = True,
-          tol: float = 0.0) -> pd.Series:
-    """Per group of `within` (or for the whole frame): does `value` rise (or fall) as `along` grows?
-
-    Rows are sorted by `along`; a step the wrong way of at most `tol` times the previous value
-    is forgiven (a relative tolerance, for noisy numbers such as wall time). Example: does the
-    final training loss fall with width at every depth —
-    `trend(finals, "train_loss", along="width", within="depth", increasing=False)`.
-    """
-    missing = [c for c in (value, along, within) if c and c not in finals.columns]
+def per_seed(finals: pd.DataFrame, value: str, by: str = "label") -> pd.DataFrame:
+    """`value` as a table of seeds (rows) by settings (columns, in order of appearance): the
+    shape in which a paired difference per seed is one subtraction of two columns."""
+    missing = [c for c in (value, by, "seed") if c not in finals.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in the frame; it has {list(finals.columns)}")
-    groups = finals.groupby(within, sort=True) if within else [("all", finals)]
+    if finals.duplicated([by, "seed"]).any():
+        raise ValueError(f"by={by!r} is not valid; several rows share a {by} and a seed")
+    table = finals.pivot(index="seed", columns=by, values=value)
+    return table[list(dict.fromkeys(finals[by]))]
+
+
+def val_rise(history: pd.DataFrame, metric: str = "val_loss", by: str | Sequence[str] = "label") -> pd.Series:
+    """Per run: how far `metric` ended above its own minimum, relative to that minimum (0 when
+    the last epoch is the best): a validation loss that turned upward is overfitting. `by` names
+    the run (a column, or columns such as ["label", "seed"]: then the index has those levels)."""
     out = {}
-    for name, part in groups:
-        v = part.sort_values(along)[value].to_numpy(dtype=float)
-        if np.isnan(v).any():
-            out[name] = False
-            continue
-        step = np.diff(v) if increasing else -np.diff(v)
-        out[name] = bool((step >= -tol * np.abs(v[:-1])).all())
-    return pd.Series(out, name=f"{value} {'rises' if increasing else 'falls'} with {along}")
-
-
-def verdict(holds, enough: bool = True) -> bool | None:
-    """A claim's verdict: None (undecided) when the runs are too small to say, else a plain bool."""
-    return None if not enough else bool(holds)
-
-
-def listing(values: Mapping | pd.Series, fmt: str = "{:.3f}") -> str:
-    """`name value, name value, ...` for the evidence column of a claims table (NaN shows as `never`)."""
-    items = values.items()
-    return ", ".join(f"{k} {'never' if isinstance(v, float) and math.isnan(v) else fmt.format(v)}" for k, v in items)
+    for name, part in history.groupby(by, sort=False):
+        v = part.sort_values("epoch")[metric].to_numpy(dtype=float)
+        out[name] = float(v[-1] / np.nanmin(v) - 1)
+    rise = pd.Series(out, name=f"{metric} rise")
+    rise.index.names = [by] if isinstance(by, str) else list(by)
+    return rise

@@ -2,8 +2,10 @@
 
 The space is the one of the Fashion-MNIST sweep report (lab 8): epochs, depth, width, weight
 decay, learning rate, optimizer, batch size, initialization and activation, each with a few
-values. A configuration is one row of a DataFrame with one column per hyperparameter, named as
-the report names them; `spec_dict` turns a row into the fields of a `dlcourse.runs.RunSpec`.
+values. A configuration is one row of a DataFrame with one column per hyperparameter; its values
+are the course's own names (`dlcourse.vocabulary`: "normal", "xavier_normal"), the report's words
+("random", "xavier") only display labels (`REPORT_WORDS`). `config_to_spec` turns a row into the
+fields of a `dlcourse.runs.RunSpec`.
 
 Stacking. `runs.sweep(backend="stacked")` trains MLPs as one stacked model when they differ only
 in seed, lr, momentum, weight decay and init (`runs.stack_group`). In a plain random search
@@ -33,10 +35,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import validate
+from . import validate, vocabulary
 from .metrics import rank_correlation
 
-#: The report's search space, in its order. `layers` hidden layers of `width` units each.
+#: The report's search space, in its order, in the course's names. `layers` hidden layers of
+#: `width` units each; "normal" is the report's "random" (every weight N(0, 0.05^2), whatever the
+#: layer's size), "xavier_normal" its "xavier".
 SPACE: dict[str, tuple] = {
     "epochs": (5, 10),
     "layers": (3, 4, 5),
@@ -45,11 +49,13 @@ SPACE: dict[str, tuple] = {
     "lr": (1e-3, 1e-4),
     "optimizer": ("sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam"),
     "batch_size": (16, 32, 64),
-    "init": ("random", "xavier"),
+    "init": ("normal", "xavier_normal"),
     "activation": ("sigmoid", "tanh", "relu"),
 }
-#: The report's initialization names -> dlcourse.models init schemes.
-INITS = {"random": "normal", "xavier": "xavier_normal"}
+#: The report's words for our names, for labels only (nothing accepts them as input).
+REPORT_WORDS = {"normal": "random", "xavier_normal": "xavier"}
+#: Which vocabulary list each named hyperparameter's values come from (checked by `check_space`).
+_VOCABULARY = {"optimizer": vocabulary.OPTIMIZERS, "init": vocabulary.INITS, "activation": vocabulary.ACTIVATIONS}
 #: Hyperparameters that stacked members may differ in (see `runs.stack_group`).
 MEMBER_KEYS = ("lr", "weight_decay", "init")
 #: Metrics copied from a sweep's frame by `attach`.
@@ -66,6 +72,8 @@ def check_space(space: Mapping[str, Sequence]) -> dict[str, tuple]:
             raise ValueError(f"space[{name!r}]={values!r} is not valid; it must be a non-empty list of values")
         if len(set(values)) != len(values):
             raise ValueError(f"space[{name!r}]={list(values)!r} is not valid; its values must be distinct")
+        for value in values if name in _VOCABULARY else ():
+            validate.choice(name, value, _VOCABULARY[name])
         out[name] = tuple(values)
     return out
 
@@ -126,7 +134,7 @@ def sample(n: int, seed: int = 0, space: Mapping[str, Sequence] = SPACE, per_sha
     return frame
 
 
-def spec_dict(config: Mapping, *, dataset: str = "fashion-mnist", train_size: int | None = None,
+def config_to_spec(config: Mapping, *, dataset: str = "fashion-mnist", train_size: int | None = None,
               val_size: int = 0, test_size: int | None = None, seed: int = 0, device: str = "auto",
               loss: str = "ce", epochs: int | None = None, eval_test: bool = True) -> dict:
     """The RunSpec fields of one configuration (a row of `sample`, or a dict with its keys).
@@ -136,20 +144,19 @@ def spec_dict(config: Mapping, *, dataset: str = "fashion-mnist", train_size: in
     missing = [k for k in SPACE if k not in config]
     if missing:
         raise ValueError(f"config is not valid: it lacks {', '.join(missing)}; give every key of search.SPACE")
-    init = validate.choice("init", config["init"], INITS)
     return {
         "dataset": dataset, "train_size": train_size, "val_size": val_size, "test_size": test_size, "model": "mlp",
         "hidden": [int(config["width"])] * int(config["layers"]), "activation": str(config["activation"]),
-        "init": INITS[init], "optimizer": str(config["optimizer"]), "lr": float(config["lr"]),
+        "init": validate.choice("init", config["init"], vocabulary.INITS), "optimizer": str(config["optimizer"]), "lr": float(config["lr"]),
         "weight_decay": float(config["weight_decay"]), "batch_size": int(config["batch_size"]),
         "epochs": int(epochs if epochs is not None else config["epochs"]), "loss": loss, "seed": int(seed),
         "eval_test": bool(eval_test), "device": device,
     }
 
 
-def spec_dicts(configs: pd.DataFrame, **base) -> list[dict]:
-    """`spec_dict` of every row (the same `base` fields for all)."""
-    return [spec_dict(row, **base) for row in configs.to_dict("records")]
+def configs_to_specs(configs: pd.DataFrame, **base) -> list[dict]:
+    """`config_to_spec` of every row (the same `base` fields for all)."""
+    return [config_to_spec(row, **base) for row in configs.to_dict("records")]
 
 
 def attach(configs: pd.DataFrame, sweep: pd.DataFrame, num_classes: int = 10) -> pd.DataFrame:
@@ -343,6 +350,26 @@ def _same(value):
     return value
 
 
+def parts(frame: pd.DataFrame, n: int, seed: int = 0) -> pd.Series:
+    """Split a search into `n` disjoint parts of about equal size, at random (seeded): a part
+    number 0..n-1 per row, aligned with `frame`.
+
+    A random search is one draw of configurations, so a claim about it ("adam did best") has no
+    seeds to show its spread. Measured on each part separately, the claim gets `n` independent
+    estimates: the draws of disjoint parts are independent. Rows of one `shape` group (a
+    `per_shape` sample) stay together, since they share their shape hyperparameters.
+    """
+    validate.positive_int("n", n)
+    validate.non_negative_int("seed", seed)
+    units = frame["shape"] if "shape" in frame.columns else pd.Series(np.arange(len(frame)), index=frame.index)
+    distinct = pd.unique(units)
+    if len(distinct) < n:
+        raise ValueError(f"n={n} is not valid; the search has only {len(distinct)} independent draws to split")
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    part_of = {unit: int(i % n) for i, unit in zip(order, distinct)}
+    return units.map(part_of).rename("part")
+
+
 def share(frame: pd.DataFrame, param: str, value, mask) -> float:
     """Fraction of the rows selected by `mask` whose `param` equals `value` (NaN if none selected)."""
     _params(frame, [param])
@@ -373,5 +400,6 @@ def last_gain(history: pd.DataFrame, metric: str = "val_acc", key: str = "key") 
     return ordered.groupby(key, sort=False)[metric].apply(lambda v: v.iloc[-1] - v.iloc[-2] if len(v) > 1 else np.nan)
 
 
-__all__ = ["SPACE", "INITS", "MEMBER_KEYS", "check_space", "space_size", "sample", "spec_dict", "spec_dicts",
-           "attach", "importance", "level_effects", "level_means", "best", "recommend", "share", "matches", "last_gain"]
+__all__ = ["SPACE", "REPORT_WORDS", "MEMBER_KEYS", "check_space", "space_size", "sample", "config_to_spec", "configs_to_specs",
+           "attach", "importance", "level_effects", "level_means", "best", "recommend", "neighbours", "local_steps", "parts",
+           "share", "matches", "last_gain"]

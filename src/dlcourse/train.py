@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from . import optim as optim_mod
 from . import validate
 from .data import Dataset, Split, batch_indices
-from .models import forward_in_chunks, model_device  # noqa: F401 - model_device: re-exported for the analyses
+from .models import forward_in_chunks
 from .settings import resolve_device
 from .stacked import Stack
 from .vocabulary import LOSSES

@@ -27,7 +27,8 @@ from torch import nn
 from .. import validate
 from ..data import Split
 from ..metrics import rank_correlation  # re-exported: the labs call landscape.rank_correlation
-from ..train import LOSSES, as_split, evaluate, model_device
+from ..models import model_device
+from ..train import LOSSES, as_split, evaluate
 
 BN_STATS = ("interpolate", "recompute")
 OUTPUTS = ("softmax", "logits")
@@ -244,6 +245,20 @@ def end_sharpness(curve: pd.DataFrame, set: str = "train", step: float = 0.5, me
     return at(-step) - at(0.0), at(1.0 + step) - at(1.0)
 
 
+def midpoint_change(curve: pd.DataFrame, set: str = "test", metric: str = "acc", alpha: float = 0.5) -> float:
+    """`metric` at `alpha` (linear between grid points) minus the mean of its values at the two
+    ends (alpha 0 and 1) of an interpolation curve: negative for an accuracy that dips between
+    the networks, positive for a loss with a hill (a barrier) there."""
+    if set not in set_names(curve):
+        raise ValueError(f"set={set!r} is not valid; the curve holds: {', '.join(set_names(curve))}")
+    part = curve[curve["set"] == set].sort_values("alpha")
+    a, v = part["alpha"].to_numpy(dtype=float), part[metric].to_numpy(dtype=float)
+    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and a[0] <= alpha <= a[-1]):
+        raise ValueError(f"alpha={alpha!r} is not valid; the curve spans [{a[0]:g}, {a[-1]:g}]")
+    at = lambda x: float(np.interp(x, a, v))  # noqa: E731
+    return at(alpha) - (at(0.0) + at(1.0)) / 2
+
+
 def set_names(curve: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(curve["set"]))
 
@@ -259,5 +274,5 @@ def half_gains(x, y) -> tuple[float, float]:
     return float(v[mid] - v[0]), float(v[-1] - v[mid])
 
 
-__all__ = ["end_sharpness", "rank_correlation", "half_gains", "alpha_grid", "interpolate_state", "recompute_bn_stats", "interpolation_curve", "jacobian_norms",
+__all__ = ["end_sharpness", "midpoint_change", "rank_correlation", "half_gains", "alpha_grid", "interpolate_state", "recompute_bn_stats", "interpolation_curve", "jacobian_norms",
            "input_sensitivity", "roughness", "BN_STATS", "OUTPUTS"]

@@ -71,7 +71,7 @@ def _names(snapshots: Snapshots) -> list[str]:
     return list(params)
 
 
-def select(names: Sequence[str], layer_names: str | Sequence[str] | None) -> list[str]:
+def parameters_of(names: Sequence[str], layer_names: str | Sequence[str] | None) -> list[str]:
     """The parameter names that belong to `layer_names` (all of them when None).
 
     A layer name matches a parameter by its module (`1` selects `1.weight` and `1.bias`) or by
@@ -150,7 +150,7 @@ def trajectory_pca(runs, layers: str | Sequence[str] | None = None, n_components
                    relative: bool = False) -> Trajectory:
     """One PCA of the snapshots of all `runs` ({label: snapshots} or [snapshots, ...]).
 
-    `layers`: None for the whole model, or layer names (see `select`). Each point is one
+    `layers`: None for the whole model, or layer names (see `parameters_of`). Each point is one
     snapshot flattened over the selected parameters; the PCA is centred on the mean of all
     points of all runs. `relative=True` first subtracts each run's own first snapshot, so
     every path starts at the origin and the PCA sees where the runs went, not where they
@@ -160,7 +160,7 @@ def trajectory_pca(runs, layers: str | Sequence[str] | None = None, n_components
     if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
         raise ValueError(f"n_components={n_components!r} is not valid; it must be a positive integer")
     items = _runs(runs)
-    names = select(_names(items[0][1]), layers)
+    names = parameters_of(_names(items[0][1]), layers)
     keys, labels_, steps, orders, starts = [], [], [], [], []
     for label, snaps in items:
         for i, (step, params) in enumerate(snaps):

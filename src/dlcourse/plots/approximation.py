@@ -1,6 +1,7 @@
 """Figures of the function-approximation lab: loss curves, fitted curves, gradient norm, weight paths.
 
-- `loss_curves`: loss against epoch (log scale), one line per net, one panel per function;
+- `loss_curves`: loss against epoch (log scale), one line per net (mean over seeds, with their range),
+  one panel per function;
 - `predictions`: each net's output on a dense grid against the true function;
 - `loss_and_grad_norm`: the loss and the gradient norm side by side against the optimizer step;
 - `trajectories`: weight snapshots projected on two principal components, one colour per run,
@@ -48,13 +49,14 @@ def loss_curves(frame: pd.DataFrame, y: str = "train_loss", x: str = "epoch", hu
                 col: str | None = "function", title: str | None = None, height: float = 3.2):
     """`y` (a loss) against `x` on a log axis: one line per `hue`, one panel per `col` value.
 
-    `frame`: one row per run and epoch (e.g. `experiments.history_frame`).
+    `frame`: one row per run and epoch (e.g. `experiments.history_frame`). Several runs of one
+    `hue` (seeds) are drawn as their mean with a band from the lowest to the highest run.
     """
     _require(frame, (x, y, hue, col))
     fig, panels, palette = _panels(frame, hue, col, height)
     for ax, c in panels:
         part = frame if c is None else frame[frame[col] == c]
-        sns.lineplot(data=part, x=x, y=y, hue=hue, palette=palette, lw=1.2, ax=ax, errorbar=None)
+        sns.lineplot(data=part, x=x, y=y, hue=hue, palette=palette, lw=1.2, ax=ax, errorbar=("pi", 100))
         ax.set_yscale("log")
         ax.set_xlabel(label(x))
         ax.set_ylabel(f"{label(y)}, {MSE_AXIS}" if "loss" in y else label(y))

@@ -11,8 +11,8 @@ from . import label
 
 
 def wall_time(frame: pd.DataFrame, x: str = "label", y: str = "seconds", hue: str | None = None, title: str | None = None):
-    """Bar chart of total training time per configuration, in seconds."""
-    g = sns.catplot(data=frame, x=x, y=y, hue=hue, kind="bar", height=3.2, aspect=1.6)
+    """Bar chart of training time per configuration, in seconds (several seeds: mean, ± 1 std bar)."""
+    g = sns.catplot(data=frame, x=x, y=y, hue=hue, kind="bar", errorbar="sd", height=3.2, aspect=1.6)
     g.set_axis_labels(label(x), "wall time (s)")
     if title:
         g.figure.suptitle(title, y=1.03)
@@ -35,7 +35,9 @@ def metric_curves(
     categorical: bool = False,
 ):
     """Learning curves with every axis labelled: one row per metric, one column per value of `col`
-    (or one panel per metric when `col` is None), one line per value of `hue`.
+    (or one panel per metric when `col` is None), one line per value of `hue`: with several
+    runs (seeds) per line, their mean with a band of ± one standard deviation (no bootstrap, so
+    the figure is the same on every build).
 
     `x` may be `epoch` or `elapsed` (wall time, seconds); `xlabel` / `ylabels` override the
     default labels (e.g. to name the loss and its unit). Panels of a row share their y axis, so
@@ -59,7 +61,7 @@ def metric_curves(
         sharey = False
     else:
         facet = {"col": col, "row": "metric", "row_order": metrics}
-    g = sns.relplot(data=long, x=x, y="value", hue=hue, kind="line", marker=None if many else "o",
+    g = sns.relplot(data=long, x=x, y="value", hue=hue, kind="line", errorbar="sd", marker=None if many else "o",
                     markersize=4, height=height, aspect=1.2, facet_kws={"sharey": sharey, "margin_titles": False},
                     **facet)
     if col is not None:

@@ -45,7 +45,8 @@ def interpolation(curve: pd.DataFrame, row: str | None = None, names: Mapping[st
             heading += f"a = {names[r][0]}, b = {names[r][1]}"
         for j, (metric, ylabel) in enumerate((("loss", LOSS_AXIS), ("acc", ACC_AXIS))):
             ax = axes[i, j]
-            sns.lineplot(data=part, x="alpha", y=metric, hue="set", style="set", markers=True, dashes=False, ax=ax)
+            sns.lineplot(data=part, x="alpha", y=metric, hue="set", style="set", markers=True, dashes=False,
+                         errorbar="sd", ax=ax)
             for a in (0.0, 1.0):
                 ax.axvline(a, color="0.6", lw=0.8, ls="--", zorder=0)
             if metric == "loss" and part["loss"].max() > 20 * max(part["loss"].min(), 1e-3):
@@ -72,11 +73,12 @@ def against(frame: pd.DataFrame, x: str, panels: Mapping[str, Sequence[str]], hu
     for ax, (ylabel, metrics) in zip(axes[0], panels.items()):
         metrics = [m for m in metrics if m in frame.columns]
         if hue is not None:
-            sns.lineplot(data=frame, x=x, y=metrics[0], hue=hue, marker="o", ax=ax)
+            sns.lineplot(data=frame, x=x, y=metrics[0], hue=hue, marker="o", errorbar="sd", ax=ax)
         else:
             long = frame.melt(id_vars=[x], value_vars=metrics, var_name="metric", value_name="value")
             long["metric"] = long["metric"].map(label)
-            sns.lineplot(data=long, x=x, y="value", hue="metric", style="metric", markers=True, dashes=False, ax=ax)
+            sns.lineplot(data=long, x=x, y="value", hue="metric", style="metric", markers=True, dashes=False,
+                         errorbar="sd", ax=ax)
         if logx:
             ax.set_xscale("log")
         ax.set_xlabel(X_LABELS.get(x, label(x)))
@@ -117,7 +119,7 @@ def train_vs_heldout(history: pd.DataFrame, hue: str = "label", held_out: str = 
         long = history.melt(id_vars=[hue, x], value_vars=[c for c in cols if c in history.columns],
                             var_name="set", value_name=metric)
         long["set"] = long["set"].map(cols)
-        sns.lineplot(data=long, x=x, y=metric, hue=hue, style="set", ax=ax)
+        sns.lineplot(data=long, x=x, y=metric, hue=hue, style="set", errorbar="sd", ax=ax)
         ax.set_xlabel(label(x))
         ax.set_ylabel(ylabel)
     axes[0, 0].get_legend().remove()

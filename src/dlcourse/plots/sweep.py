@@ -16,16 +16,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.collections import LineCollection
 
-from ..vocabulary import ACTIVATIONS, OPTIMIZERS
 from . import label
-
-_REPORT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
-#: Legend orders of `runs_scatter` when none is given: the report's (lab 8's search space lists
-#: optimizers in the vocabulary's order and activations as sigmoid, tanh, relu), then the rest.
-LEGEND_ORDERS: dict[str, tuple] = {
-    "optimizer": OPTIMIZERS,
-    "activation": _REPORT_ACTIVATIONS + tuple(a for a in ACTIVATIONS if a not in _REPORT_ACTIVATIONS),
-}
 
 
 def _images(images) -> np.ndarray:
@@ -69,15 +60,16 @@ def runs_scatter(frame: pd.DataFrame, y: str = "val_acc", hue: str = "optimizer"
 
     With `order` the runs are numbered by that column (e.g. `y` itself, giving a ranked curve);
     else in the order they were drawn. A dashed line marks chance accuracy. `category_orders`
-    gives the legend order of `hue` and `style` values (default: `LEGEND_ORDERS`).
+    ({column: values}, e.g. the search space) orders the legend of `hue` and `style`; by
+    default their values are sorted.
     """
     data = frame.reset_index(drop=True).copy()
     if order is not None:
         data = data.sort_values(order, kind="stable").reset_index(drop=True)
     data["run"] = np.arange(1, len(data) + 1)
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    known = LEGEND_ORDERS if category_orders is None else category_orders
-    orders = {k: [v for v in known.get(k, ()) if v in set(data[k])] or None for k in (hue, style) if k}
+    orders = {k: [v for v in (category_orders or {}).get(k, sorted(data[k].unique())) if v in set(data[k])]
+              for k in (hue, style) if k}
     sns.scatterplot(data=data, x="run", y=y, hue=hue, style=style, s=55, ax=ax, hue_order=orders.get(hue),
                     style_order=orders.get(style) if style else None)
     if chance is not None:

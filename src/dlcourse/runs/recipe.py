@@ -70,7 +70,7 @@ def load_data(spec, root=None) -> data_mod.Dataset:
     return ds
 
 
-def _eval_sets(spec: RunSpec, ds: data_mod.Dataset) -> dict:
+def _eval_sets(spec, ds: data_mod.Dataset) -> dict:
     return {k: v for k, v in ds.eval_sets().items() if k != "test" or spec.eval_test}
 
 
