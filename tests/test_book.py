@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from dlcourse import labs
+from dlcourse import book, labs
 from dlcourse.browser import CHROMIUM, launch, offline, serve as serve_site, wait_until_typeset
 
 from conftest import real_data_root, serve
@@ -170,7 +170,7 @@ def _status(url: str) -> int:
 
 def test_every_lab_page_in_a_browser(course, site, browser):
     root = course[0]
-    pages = ["book/intro.html", "book/setup.html"] + [f"book/labs/{lab.stem}.html" for lab in labs.discover(root)]
+    pages = [f"{page}.html" for page in book.pages(labs.discover(root))]
     origin = urllib.parse.urlsplit(site).netloc
     page = browser.new_page()
     errors: list[str] = []

@@ -71,8 +71,9 @@ def make_course(root: Path, names=("fixture", "other"), with_book: bool = True) 
     if with_book:
         shutil.copy(REPO / "_config.yml", root)
         (root / "book").mkdir(exist_ok=True)
-        for page in ("intro.md", "setup.md"):
+        for page in ("intro.md", "setup.md", "reports.md"):
             shutil.copy(REPO / "book" / page, root / "book")
+        shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
     return root
 
 

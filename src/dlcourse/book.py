@@ -23,7 +23,7 @@ TOC_HEADER = "# Written by `dlcourse book` from the labs found in notebooks/ (se
 
 
 INTRO = "book/intro"
-GETTING_STARTED = ("book/setup",)
+GETTING_STARTED = ("book/setup", "book/reports")
 
 
 def lab_page(lab: labs_mod.Lab) -> str:
@@ -37,7 +37,7 @@ def pages(labs: list[labs_mod.Lab]) -> list[str]:
 
 
 def toc_text(labs: list[labs_mod.Lab]) -> str:
-    """The jb-book table of contents: intro, setup, then one chapter per lab in lab order."""
+    """The jb-book table of contents: intro, setup and the reports, then one chapter per lab in lab order."""
     lines = [TOC_HEADER, "format: jb-book", f"root: {INTRO}", "parts:",
              "- caption: Getting started", "  chapters:", *(f"  - file: {page}" for page in GETTING_STARTED)]
     if labs:
