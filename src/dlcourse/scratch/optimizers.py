@@ -114,27 +114,30 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = (validate.fraction("betas", b) for b in betas)
         self.eps = validate.non_negative_float("eps", eps)
 
-    def update(self, p, g, state):
+    def moments(self, g, state):
+        """The running means of the gradient (m) and of its square (v), updated in place."""
         if not state:
-            state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)
+            state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(g), np.zeros_like(g)
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m += (1 - self.beta1) * (g - m)
         v *= self.beta2
         v += (1 - self.beta2) * g * g
+        return m, v
+
+    def update(self, p, g, state):
+        m, v = self.moments(g, state)
         correction1 = 1 - self.beta1 ** self.t
         correction2 = 1 - self.beta2 ** self.t
         p -= (self.lr / correction1) * m / (np.sqrt(v) / np.sqrt(correction2) + self.eps)
 
 
-class NAdam(Optimizer):
+class NAdam(Adam):
     """``torch.optim.NAdam``: Adam whose step looks one momentum step ahead, with the warm-up
     schedule mu_t = b1 * (1 - 0.5 * 0.96^(t * momentum_decay))."""
 
     def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum_decay: float = 4e-3):
-        super().__init__(lr, weight_decay)
-        self.beta1, self.beta2 = (validate.fraction("betas", b) for b in betas)
-        self.eps = validate.non_negative_float("eps", eps)
+        super().__init__(lr, betas, eps, weight_decay)
         self.momentum_decay = validate.non_negative_float("momentum_decay", momentum_decay)
         self.mu_product = 1.0
 
@@ -147,12 +150,7 @@ class NAdam(Optimizer):
         super().step(params, grads)
 
     def update(self, p, g, state):
-        if not state:
-            state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (1 - self.beta1) * (g - m)
-        v *= self.beta2
-        v += (1 - self.beta2) * g * g
+        m, v = self.moments(g, state)
         denom = np.sqrt(v / (1 - self.beta2 ** self.t)) + self.eps
         p -= (self.lr * (1 - self.mu) / (1 - self.mu_product)) * g / denom
         p -= (self.lr * self.mu_next / (1 - self.mu_product * self.mu_next)) * m / denom
