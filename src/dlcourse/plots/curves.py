@@ -19,6 +19,22 @@ def wall_time(frame: pd.DataFrame, x: str = "label", y: str = "seconds", hue: st
     return g
 
 
+def curve_inputs(frame: pd.DataFrame, metrics: Sequence[str], hue: str, ylabels: dict[str, str] | None,
+                 logy: bool | Sequence[str], categorical: bool) -> tuple[pd.DataFrame, list[str], dict, set]:
+    """What `metric_curves` and its interactive twin plot, decided once: the metrics present in
+    the frame (an error if none is), each metric's y label, the frame with a numeric `hue` made
+    categorical in first-seen order when asked, and the metrics drawn on a log scale."""
+    metrics = [m for m in metrics if m in frame.columns]
+    if not metrics:
+        raise ValueError(f"none of the metrics is in the frame; it has {list(frame.columns)}")
+    ylabels = {m: (ylabels or {}).get(m, label(m)) for m in metrics}
+    if categorical and hue in frame.columns:
+        order = list(dict.fromkeys(frame[hue]))
+        frame = frame.assign(**{hue: pd.Categorical(frame[hue].astype(str), [str(v) for v in order])})
+    log_metrics = set(metrics) if logy is True else set(logy or ())
+    return frame, metrics, ylabels, log_metrics
+
+
 def metric_curves(
     frame: pd.DataFrame,
     metrics: Sequence[str] = ("train_loss", "val_loss"),
@@ -45,15 +61,8 @@ def metric_curves(
     scale (e.g. the losses but not the accuracies). `categorical`: colour a numeric `hue` (batch
     sizes, say) with distinct colours instead of one graded ramp.
     """
-    metrics = [m for m in metrics if m in frame.columns]
-    if not metrics:
-        raise ValueError(f"none of the metrics is in the frame; it has {list(frame.columns)}")
-    ylabels = {m: (ylabels or {}).get(m, label(m)) for m in metrics}
+    frame, metrics, ylabels, log_metrics = curve_inputs(frame, metrics, hue, ylabels, logy, categorical)
     ids = [c for c in dict.fromkeys([hue, col, x]) if c]
-    if categorical and hue in frame.columns:
-        order = list(dict.fromkeys(frame[hue]))
-        frame = frame.assign(**{hue: pd.Categorical(frame[hue].astype(str), [str(v) for v in order])})
-    log_metrics = set(metrics) if logy is True else set(logy or ())
     long = frame.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
     many = long[x].nunique() >= 15
     if col is None:

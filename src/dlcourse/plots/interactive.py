@@ -22,6 +22,7 @@ import seaborn as sns
 from matplotlib.colors import Normalize, to_hex
 
 from . import label
+from .curves import curve_inputs
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 #: Browser options of every figure: resize with the page, no Plotly logo in the toolbar.
@@ -75,23 +76,16 @@ def metric_curves(
     """The interactive twin of `plots.curves.metric_curves` (same arguments, same panels, orders,
     colours and labels): one row per metric, one column per value of `col` (or one panel per
     metric when `col` is None), one line per value of `hue`. Where several rows share a hue value
-    and x in a panel (seeds, say), the line is their mean and a band their 95% interval
-    (normal approximation), as seaborn draws it.
+    and x in a panel (seeds, say), the line is their mean and the band ± one standard deviation,
+    as on the static figure.
     """
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
-    metrics = [m for m in metrics if m in frame.columns]
-    if not metrics:
-        raise ValueError(f"none of the metrics is in the frame; it has {list(frame.columns)}")
-    ylabels = {m: (ylabels or {}).get(m, label(m)) for m in metrics}
+    frame, metrics, ylabels, log_metrics = curve_inputs(frame, metrics, hue, ylabels, logy, categorical)
     xlabel = xlabel or label(x)
-    if categorical and hue in frame.columns:  # as the static figure: distinct colours, first-seen order
-        order = list(dict.fromkeys(frame[hue]))
-        frame = frame.assign(**{hue: pd.Categorical(frame[hue].astype(str), [str(v) for v in order])})
     hues = _order(frame[hue])
     colours = _colours(frame[hue], hues)
-    log_metrics = set(metrics) if logy is True else set(logy or ())
     many = frame[x].nunique() >= 15
 
     if col is None:
@@ -120,7 +114,7 @@ def metric_curves(
             template = (f"{label(hue)}: {group}<br>{xlabel}: %{{x}}<br>{ylabel}: %{{y:.4g}}"
                         + ("<br>mean of %{customdata} runs" if several else "") + "<extra></extra>")
             if several:  # the band first, so the line draws over it
-                half = 1.96 * stats["std"].fillna(0.0) / np.sqrt(stats["count"])
+                half = stats["std"].fillna(0.0)
                 fig.add_trace(go.Scatter(
                     x=list(stats.index) + list(stats.index[::-1]),
                     y=list(stats["mean"] + half) + list((stats["mean"] - half)[::-1]),
