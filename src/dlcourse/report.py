@@ -54,6 +54,14 @@ def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: 
     return out
 
 
+def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True):
+    """A frame as the book shows it: floats rounded to `digits` as displayed (not only stored),
+    missing values as "—", and the index hidden when `index` is False (an unnamed 0..n-1 index
+    tells a reader nothing). Returns a pandas Styler, which notebooks and the book render."""
+    styler = frame.style.format(precision=digits, na_rep="—", thousands=None)
+    return styler if index else styler.hide(axis="index")
+
+
 def _plain(value: float, digits: int) -> str:
     """A number as it reads best: whole numbers without a point, others rounded to `digits`."""
     if pd.isna(value):
@@ -62,4 +70,4 @@ def _plain(value: float, digits: int) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0")
 
 
-__all__ = ["METRICS", "final_table", "seed_table"]
+__all__ = ["METRICS", "final_table", "seed_table", "show_table"]
