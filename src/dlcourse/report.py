@@ -1,17 +1,46 @@
 """Display tables of final numbers: one row per run, or one row per setting with mean ± std over seeds.
 
 The claims tables (what the reports said and our verdicts) are `dlcourse.analysis.evidence`'s;
-this module only rounds and arranges numbers a lab has already computed.
+this module only rounds and arranges numbers a lab has already computed, and decides how every
+table of the book looks (`show_table`): numbers rounded as displayed, missing values as "—",
+no unnamed 0..n-1 index. The tables this package returns are `Table`s: DataFrames a lab can
+still index, assign to or unstack, which display themselves through `show_table`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pandas as pd
 
 #: The per-epoch numbers a History may hold, in display order (also the default columns).
 METRICS = ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc")
+
+
+class Table(pd.DataFrame):
+    """A DataFrame that displays as `show_table` shows it, rounded to `digits`.
+
+    `html_columns` hold HTML (links) and are shown as HTML; every other cell is escaped text.
+    """
+
+    _metadata = ["digits"]
+    digits = 3
+    html_columns: tuple[str, ...] = ()
+
+    @property
+    def _constructor(self):
+        return type(self)
+
+    def _repr_html_(self) -> str:
+        return show_table(self, self.digits, index=shows_index(self), html=self.html_columns).to_html()
+
+
+def as_table(frame: pd.DataFrame, digits: int = 3) -> Table:
+    """`frame` as a Table that displays with `digits` decimals."""
+    table = Table(frame)
+    table.digits = digits
+    return table
 
 
 def _columns(frame: pd.DataFrame, columns: Sequence[str] | None, keys: Sequence[str]) -> list[str]:
@@ -27,14 +56,16 @@ def _columns(frame: pd.DataFrame, columns: Sequence[str] | None, keys: Sequence[
 def final_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 4,
                 index: str | None = None) -> pd.DataFrame:
     """The chosen columns of a results frame (default: parameter count, losses, accuracies,
-    best epoch and seconds, those present), floats rounded to `digits`, indexed by the column
-    `index` when given (e.g. "label")."""
+    best epoch and seconds, those present), floats rounded to `digits` (a non-zero value too
+    small for them is kept), indexed by the column `index` when given (e.g. "label"); without
+    one, the row numbers are not shown."""
     columns = _columns(frame, columns, [index] if index else [])
     out = (frame.set_index(index) if index else frame)[columns].copy()
     for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].round(digits)
-    return out
+        if pd.api.types.is_float_dtype(out[col]):  # a learning rate of 1e-5 must not round to 0
+            rounded = out[col].round(digits)
+            out[col] = rounded.where((rounded != 0) | (out[col] == 0) | out[col].isna(), out[col])
+    return as_table(out, digits)
 
 
 def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: Sequence[str] | None = None,
@@ -51,23 +82,49 @@ def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: 
         mean, std, kinds = groups[col].mean(), groups[col].std(ddof=1), groups[col].nunique(dropna=False)
         out[col] = [_plain(m, digits) if k == 1 or pd.isna(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
                     for m, s, k in zip(mean, std, kinds)]
-    return out
+    return as_table(out, digits)
 
 
-def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True):
-    """A frame as the book shows it: floats rounded to `digits` as displayed (not only stored),
-    missing values as "—", and the index hidden when `index` is False (an unnamed 0..n-1 index
-    tells a reader nothing). Returns a pandas Styler, which notebooks and the book render."""
-    styler = frame.style.format(precision=digits, na_rep="—", thousands=None)
+def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True, html: Sequence[str] = ()):
+    """A frame as the book shows it: floats rounded to `digits` as displayed (not only stored;
+    a non-zero number too small for them in exponent form), missing values as "—", the index
+    hidden when `index` is False (an unnamed 0..n-1 index tells a reader nothing). Text is
+    escaped, except in the columns `html` (links). Returns a pandas Styler, which notebooks and
+    the book render (with the class `dataframe`, styled like every other table)."""
+    styler = frame.style.set_table_attributes('class="dataframe"')
+    text = [c for c in frame.columns if c not in html]
+    styler = styler.format(lambda v: _cell(v, digits), na_rep="—", escape="html", subset=text)
+    if len(text) < len(frame.columns):
+        styler = styler.format(lambda v: _cell(v, digits), na_rep="—", subset=[c for c in frame.columns if c in html])
+    for axis in (0, 1):
+        styler = styler.format_index(lambda v: _cell(v, digits), axis=axis, na_rep="—", escape="html")
     return styler if index else styler.hide(axis="index")
+
+
+def shows_index(frame: pd.DataFrame) -> bool:
+    """Whether a table should show its index: not when it is unnamed integers (0..n-1, or the row
+    numbers of a frame it was cut from), which tell a reader nothing."""
+    unnamed = all(name is None for name in frame.index.names)
+    return not (unnamed and pd.api.types.is_integer_dtype(frame.index.dtype))
+
+
+def _cell(value, digits: int) -> str:
+    """One cell as displayed: floats to `digits` decimals, tiny non-zero ones in exponent form."""
+    if isinstance(value, float) and math.isfinite(value):
+        if value != 0 and abs(value) < 0.5 * 10 ** -digits:
+            return f"{value:.1e}"
+        return f"{value:.{digits}f}"
+    return str(value)
 
 
 def _plain(value: float, digits: int) -> str:
     """A number as it reads best: whole numbers without a point, others rounded to `digits`."""
     if pd.isna(value):
         return "—"
+    if value != 0 and abs(value) < 0.5 * 10 ** -digits:
+        return f"{value:.1e}"
     value = round(float(value), digits)
     return str(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0")
 
 
-__all__ = ["METRICS", "final_table", "seed_table", "show_table"]
+__all__ = ["METRICS", "Table", "as_table", "final_table", "seed_table", "show_table", "shows_index"]

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..report import Table
 from ..settings import project_root
 
 #: Student t quantiles t(0.975, df) for df = 1..30 (two-sided 95%), from the standard table.
@@ -209,24 +210,11 @@ def _number(x: float, digits: int) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-class ClaimsTable(pd.DataFrame):
-    """A claims table; in HTML the citations are links and every other cell is escaped text."""
+class ClaimsTable(Table):
+    """A claims table: displayed as every table of the book (`report.show_table`), its index (the
+    claim ids) labelled, sentences whole and escaped, the citations as links."""
 
-    _links = ("report",)
-
-    @property
-    def _constructor(self):
-        return ClaimsTable
-
-    def _repr_html_(self) -> str:
-        shown = pd.DataFrame(self).copy()
-        for col in shown.columns:
-            if col not in self._links:
-                shown[col] = shown[col].map(lambda v: html.escape(str(v)))
-        shown.index = [html.escape(str(i)) for i in shown.index]
-        shown.index.name = self.index.name
-        with pd.option_context("display.max_colwidth", None):  # claims are sentences: show them whole
-            return shown.to_html(escape=False, notebook=True)
+    html_columns = ("report",)
 
 
 def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: int = 3) -> pd.DataFrame:
@@ -247,7 +235,9 @@ def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: in
                      "interval": "—" if not (math.isfinite(v.low) and math.isfinite(v.high))
                      else f"[{_number(v.low, digits)}, {_number(v.high, digits)}]",
                      "verdict": v.verdict, "reason": v.reason or "—"})
-    return ClaimsTable(rows, index=pd.Index(ids, name="id"))
+    table = ClaimsTable(rows, index=pd.Index(ids, name="id"))
+    table.digits = digits
+    return table
 
 
 __all__ = ["Precondition", "precondition", "needs_device", "needs_steps", "needs_seeds", "Verdict", "decide",

@@ -3,7 +3,7 @@
 Each sub-command is a thin wrapper over a package function, so that what the command does
 can also be called from Python and tested there. One module per command group:
 `cli.data` (data check | get), `cli.runs` (runs ls | show | clear), `cli.labs` (labs list |
-run | params, and book).
+run | params, and book), `cli.notebooks` (the student and instructor editions).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import data, labs, runs
+from . import data, labs, notebooks, runs
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlcourse", description="Tools of the dlcourse deep-learning course.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (data, runs, labs):
+    for group in (data, runs, labs, notebooks):
         group.register(sub)
     return parser
 
