@@ -79,7 +79,7 @@ def course(tmp_path_factory):
     else:
         data = tmp / "no-mirror"  # the fixture labs read no data
         data.mkdir()
-        root = make_course(tmp / "course")
+        root = make_course(tmp / "course", material=True)
     with serve(data.resolve()) as url:
         env["DLCOURSE_MIRROR"] = url
         proc, seconds = dlcourse("book", "--profile", "smoke", "--root", str(root), "--timeout", "300", env=env)
@@ -273,3 +273,111 @@ def test_every_lab_prints_to_pdf_without_a_clipped_column(course, site, browser,
     width, last_column = max(tables)
     assert last_column and width > 700, tables  # a table wider than the printed page's 703 px
     assert _squeeze(last_column) in _pdf(printed[f"{sweep.stem}.pdf"].path)[1], last_column
+
+
+# ----------------------------------------------------------------------------- a lab page as a course
+
+#: What a lab page must show, in the order of notebooks/README.md's conventions.
+OBJECTIVES, TAKEAWAYS, HOW_TO_RUN = "You will learn", "Key takeaways", "How to run this lab"
+#: The page's text a reader sees: prose, tables and outputs, not the code of the cells.
+VISIBLE_TEXT = """() => [...document.querySelectorAll('article p, article li, article td, article th, article .cell_output')]
+    .filter(e => !e.closest('.cell_input') && e.offsetParent !== null).map(e => e.innerText).join('\\n')"""
+#: Each table whose laid-out width is more than its article's content width (+1 px for rounding).
+WIDE_TABLES = """() => { const article = document.querySelector('article');
+    const width = article.clientWidth - parseFloat(getComputedStyle(article).paddingLeft)
+                  - parseFloat(getComputedStyle(article).paddingRight);
+    return [...article.querySelectorAll('table')].filter(t => t.offsetParent !== null)
+        .map(t => [Math.round(t.getBoundingClientRect().width), Math.round(width),
+                   (t.querySelector('tr') || t).innerText.slice(0, 80)])
+        .filter(([w, room]) => w > room + 1); }"""
+
+
+def _lab_page(page, site: str, lab) -> None:
+    response = page.goto(site + f"{book.lab_page(lab)}.html")
+    assert response is not None and response.status == 200, lab.stem
+    page.wait_for_load_state("load")
+
+
+def test_every_lab_page_teaches(course, site, browser):
+    """Objectives first, takeaways last, at least 3 exercises each with its solution, folded until
+    clicked (sphinx-exercise's `solution` with `:class: dropdown`, toggled by sphinx-togglebutton)."""
+    root = course[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    offline(page, site)
+    problems: list[str] = []
+    for lab in labs.discover(root):
+        _lab_page(page, site, lab)
+        headings = page.eval_on_selector_all(
+            "article h2", "hs => hs.map(h => h.textContent.replace('#', '').trim())")
+        if OBJECTIVES not in headings or TAKEAWAYS not in headings:
+            problems.append(f"{lab.stem}: headings {headings} lack '{OBJECTIVES}' or '{TAKEAWAYS}'")
+            continue
+        if not (headings.index(OBJECTIVES) == 0 and headings[-1] == TAKEAWAYS):
+            problems.append(f"{lab.stem}: '{OBJECTIVES}' must come first and '{TAKEAWAYS}' last: {headings}")
+        bullets = page.eval_on_selector_all(
+            "article h2", f"hs => hs.filter(h => h.textContent.includes('{OBJECTIVES}'))"
+                          ".map(h => h.parentElement.querySelectorAll(':scope > ul > li').length)")
+        if not 3 <= bullets[0] <= 5:
+            problems.append(f"{lab.stem}: {bullets[0]} objectives (3 to 5)")
+        exercises = page.eval_on_selector_all("article div.exercise", "es => es.map(e => e.id)")
+        if len(exercises) < 3:
+            problems.append(f"{lab.stem}: {len(exercises)} exercises (at least 3)")
+        solutions = page.locator("article div.solution")
+        answered = set()
+        for i in range(solutions.count()):
+            solution = solutions.nth(i)
+            answered.add(solution.locator(".admonition-title a").first.get_attribute("href").lstrip("#"))
+            body = solution.locator(":scope > section, :scope > :not(.admonition-title)").first
+            if body.is_visible():
+                problems.append(f"{lab.stem}: solution {i + 1} is not folded")
+                continue
+            solution.locator(".admonition-title").first.click()
+            if not body.is_visible():
+                problems.append(f"{lab.stem}: solution {i + 1} does not open on click")
+        unanswered = [e for e in exercises if e not in answered]
+        if unanswered:
+            problems.append(f"{lab.stem}: exercises without a solution: {unanswered}")
+    page.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_every_lab_page_reads_well(course, site, browser):
+    """Every table fits the text column, no "nan" is shown, and the folded "How to run this lab"
+    box offers the student notebook (a download that exists) and the commands."""
+    root = course[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    offline(page, site)
+    problems: list[str] = []
+    for lab in labs.discover(root):
+        _lab_page(page, site, lab)
+        wide = page.evaluate(WIDE_TABLES)
+        if wide:
+            problems.append(f"{lab.stem}: tables wider than the text column [width, column, first row]: {wide}")
+        shown = re.findall(r".{0,40}\bnan\b.{0,40}", page.evaluate(VISIBLE_TEXT), re.I)
+        if shown:
+            problems.append(f"{lab.stem}: 'nan' shown: {shown[:5]}")
+        box = page.locator("article div.admonition", has_text=HOW_TO_RUN)
+        if box.count() != 1:
+            problems.append(f"{lab.stem}: {box.count()} '{HOW_TO_RUN}' boxes (one)")
+            continue
+        code = box.locator("pre").first
+        if code.is_visible():
+            problems.append(f"{lab.stem}: the '{HOW_TO_RUN}' box is not folded")
+        box.locator(".admonition-title").first.click()
+        text = code.inner_text()
+        for command in (f"dlcourse labs run {lab.name} --profile laptop",
+                        f"dlcourse labs params {lab.name} --profile laptop > p.yml",
+                        f"papermill notebooks/{lab.path.name} out.ipynb -f p.yml", "jupyter lab"):
+            if command not in text:
+                problems.append(f"{lab.stem}: the box lacks `{command}`")
+        href = box.locator("a.download").first.get_attribute("href")
+        url = urllib.parse.urljoin(page.url, href)
+        if not href.endswith(lab.path.name) or _status(url) != 200:
+            problems.append(f"{lab.stem}: the student notebook link {href} does not serve {lab.path.name}")
+        else:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                served = response.read().decode()
+            if served != (root / book.STUDENT_DIR / lab.path.name).read_text():
+                problems.append(f"{lab.stem}: the download is not the student edition")
+    page.close()
+    assert not problems, "\n".join(problems)

@@ -44,8 +44,32 @@ for w in widths:
 '''
 
 
-def lab_notebook(number: int, title: str) -> nbformat.NotebookNode:
-    """A lab in the course's shape: title, parameters cell, validation cell, two figures, a late check."""
+OBJECTIVES = "## You will learn\n\n- how a line's slope grows with its width\n- how to read a figure\n- how to change a parameter"
+TAKEAWAYS = "## Key takeaways\n\n- Wider lines are steeper.\n- Parameters change what a lab shows."
+
+
+def exercise(number: int, i: int) -> list:
+    """An exercise (with a folded hint) and its solution, the course's way (notebooks/README.md)."""
+    label = f"lab{number:02d}-ex{i}"
+    task = new_markdown_cell(
+        f"::::{{exercise}} Exercise {i} of the fixture\n:label: {label}\n\nSet `size` to {i + 4}: predict first, "
+        f"then run it.\n\n:::{{admonition}} Hint\n:class: dropdown\n\nLook at the last point.\n:::\n::::")
+    solution = new_markdown_cell(f":::{{solution}} {label}\n:class: dropdown\n\nThe line gets longer by {i} point.\n:::")
+    solution.metadata["tags"] = ["solution"]
+    cells = [task, solution]
+    if i == 1:  # a code solution, hidden in the book, defining nothing later cells use
+        code = new_code_cell("print('solution', sum(widths))")
+        code.metadata["tags"] = ["solution", "hide-cell"]
+        cells.append(code)
+    return cells
+
+
+def lab_notebook(number: int, title: str, material: bool = False) -> nbformat.NotebookNode:
+    """A lab in the course's shape: title, parameters cell, validation cell, two figures, a late check.
+
+    `material`: also the course material of a lab page (objectives, three exercises with their
+    solutions, takeaways), as the book's browser test and the editions expect them.
+    """
     params = new_code_cell('size = 3\nwidths = [4, 8]\nlr = 0.1\nfail_late = False\npause = 0.0\nprofile = "laptop"')
     params.metadata["tags"] = ["parameters"]
     cells = [
@@ -57,15 +81,22 @@ def lab_notebook(number: int, title: str) -> nbformat.NotebookNode:
         new_code_cell('import os\nimport time\nprint("cwd", os.getcwd())\ntime.sleep(pause)\nif fail_late:\n'
                       '    raise RuntimeError("late failure")'),
     ]
+    if material:
+        cells.insert(1, new_markdown_cell(OBJECTIVES))
+        cells += [cell for i in (1, 2, 3) for cell in exercise(number, i)] + [new_markdown_cell(TAKEAWAYS)]
     return new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
 
-def make_course(root: Path, names=("fixture", "other"), with_book: bool = True) -> Path:
-    """A course checkout with the fixture labs, a smoke profile and (optionally) the book's pages."""
+def make_course(root: Path, names=("fixture", "other"), with_book: bool = True, material: bool = False) -> Path:
+    """A course checkout with the fixture labs, a smoke profile and (optionally) the book's pages.
+
+    `material`: the labs carry objectives, exercises, solutions and takeaways (`lab_notebook`).
+    """
     (root / "notebooks" / "profiles").mkdir(parents=True, exist_ok=True)
     for number, name in enumerate(names, 1):
-        nbformat.write(lab_notebook(number, name.title()), root / "notebooks" / f"lab{number:02d}_{name}.ipynb")
+        nbformat.write(lab_notebook(number, name.title(), material),
+                       root / "notebooks" / f"lab{number:02d}_{name}.ipynb")
     (root / "notebooks" / "profiles" / "smoke.yml").write_text(
         "profile: smoke\nsize: 4\nfixture:\n  lr: 0.5\nother: {}\n")
     if with_book:

@@ -4,18 +4,23 @@ A lab is re-executed only when its stamp (source cells, parameters, package code
 from the one in `book/labs/`, and Sphinx re-reads only changed pages, so rebuilding an
 unchanged book executes nothing and takes seconds. `_toc.yml` is written from the labs found
 in `notebooks/`, so a lab added or removed needs no hand edit of the table of contents.
+
+Each lab page offers the lab's student edition (`dlcourse.editions`, written to `book/student/`)
+and says how to run it: the build inserts one folded "How to run this lab" box into each
+executed copy (`add_how_to_run`), so no lab writes it and every page says the same thing.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from . import execution
+from . import editions, execution
 from . import labs as labs_mod
 
 _log = functools.partial(print, flush=True)
@@ -24,6 +29,9 @@ TOC_HEADER = "# Written by `dlcourse book` from the labs found in notebooks/ (se
 
 INTRO = "book/intro"
 GETTING_STARTED = ("book/setup", "book/reports")
+STUDENT_DIR = "book/student"  # the student edition the lab pages offer for download
+HOW_TO_RUN = "how-to-run"  # the id of the box's cell in an executed copy
+OBJECTIVES = "## You will learn"  # the heading of a lab's objectives (the box follows them)
 
 
 def lab_page(lab: labs_mod.Lab) -> str:
@@ -62,6 +70,63 @@ def remove_orphans(out_dir: Path, labs: list[labs_mod.Lab]) -> list[Path]:
     for path in gone:
         path.unlink(missing_ok=True)
     return gone
+
+
+def how_to_run(lab: labs_mod.Lab) -> str:
+    """The folded box on a lab page: download the student notebook, or run the lab from a checkout."""
+    rel = f"notebooks/{lab.path.name}"
+    return "\n".join([
+        ":::{admonition} How to run this lab",
+        ":class: dropdown tip",
+        f"Download the {{download}}`student notebook <../student/{lab.path.name}>` (no outputs, no "
+        "solutions) and open it in Jupyter, or, in a checkout of the course with its environment "
+        "active:",
+        "",
+        "```bash",
+        f"dlcourse labs run {lab.name} --profile laptop             # execute it into book/labs/",
+        f"dlcourse labs params {lab.name} --profile laptop > p.yml  # or with plain papermill:",
+        f"papermill {rel} out.ipynb -f p.yml",
+        f"jupyter lab {rel}                 # open it, change it, run it cell by cell",
+        "dlcourse notebooks --student my-labs/              # every lab without its solutions",
+        "```",
+        "",
+        "`--profile smoke` runs it in seconds on tiny data; `-p name=value` changes one parameter.",
+        ":::",
+    ])
+
+
+def add_how_to_run(path: Path, lab: labs_mod.Lab) -> bool:
+    """Put the box into the executed copy at `path`, after the objectives (else after the title cell).
+
+    Rewritten (atomically, stamp kept) only when the box is missing or differs, so an
+    unchanged book stays unchanged for Sphinx. Returns whether the file changed.
+    """
+    with open(path, encoding="utf-8") as f:
+        nb = json.load(f)
+    cells = [c for c in nb["cells"] if c.get("id") != HOW_TO_RUN]
+    text = how_to_run(lab)
+    after = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+                  and "".join(c["source"]).lstrip().startswith(OBJECTIVES)), 0)
+    cells.insert(after + 1, {"cell_type": "markdown", "id": HOW_TO_RUN, "metadata": {},
+                             "source": text.splitlines(keepends=True)})
+    if cells == nb["cells"]:
+        return False
+    nb["cells"] = cells
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.box.tmp.ipynb")
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+def write_pages_extras(root: Path, labs: list[labs_mod.Lab]) -> None:
+    """What the build adds to the executed labs: the student edition they link, and the box."""
+    student = root / STUDENT_DIR
+    editions.write(labs, "student", student)
+    remove_orphans(student, labs)
+    for lab in labs:
+        executed = lab.output(root / "book" / "labs")
+        if executed.exists():
+            add_how_to_run(executed, lab)
 
 
 def stale_labs(root: str | os.PathLike, profile: str = "laptop", *, force: bool = False,
@@ -128,6 +193,7 @@ def build(root: str | os.PathLike, profile: str = "laptop", *, force: bool = Fal
     """
     root = Path(root).resolve()
     run_labs(root, profile, force=force, timeout=timeout, progress=progress, log=log)
+    write_pages_extras(root, labs_mod.discover(root))
     write_toc(root, labs_mod.discover(root))
     status = jupyter_book(root, *(["--all"] if force else []))
     if status:
