@@ -130,6 +130,33 @@ def test_executed_labs_pass_nbval(course):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
 
 
+def test_student_edition_has_no_solutions_and_runs_under_nbval_at_smoke(course, tmp_path):
+    """The notebooks a student downloads (book/student/, the lab's own parameters) hold no solution
+    and no injected cell; with the smoke profile's values written in (`dlcourse notebooks
+    --profile smoke`), each runs top to bottom under nbval in a plain kernel. The runs come from
+    the results cache the build just filled, so this costs kernels and figures, not training."""
+    import nbformat
+
+    root, first, _, env = course
+    assert first.returncode == 0
+    found = labs.discover(root)
+    for lab in found:
+        nb = nbformat.read(root / book.STUDENT_DIR / lab.path.name, as_version=4)
+        tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
+        assert "solution" not in tags and "injected-parameters" not in tags, lab.stem
+        assert not any(c.get("outputs") for c in nb.cells), lab.stem
+        assert not any(c.source.startswith(labs.INJECTED_HEADER) for c in nb.cells), lab.stem
+    out = tmp_path / "student"
+    proc, _ = dlcourse("notebooks", "--root", str(root), "--student", str(out), "--profile", "smoke", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(out),
+         "--nbval-lax", "--nbval-current-env", *sorted(str(p) for p in out.glob("*.ipynb"))],
+        cwd=out, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    assert len(list(out.glob("*.ipynb"))) == len(found)
+
+
 def test_prose_states_only_numbers_the_build_produced(course):
     """tests/test_prose.py's check on the smoke labs just executed (no second execution)."""
     from test_prose import unbound_numbers_in

@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 CHECK_LINE = "from dlcourse.labs import check_parameters; check_parameters()"
 VALIDATE = CHECK_LINE + '''
-if not isinstance(widths, list) or not all(isinstance(w, int) and w > 0 for w in widths):
-    raise ValueError(f"widths={widths!r} is not valid; give a list of positive ints, e.g. [4, 8]")
+if not (isinstance(widths, list) and all(isinstance(w, int) and w > 0 for w in widths)):
+    raise ValueError(f"widths={widths!r} is not valid; give positive ints, e.g. [4, 8]")
 if not lr > 0:
     raise ValueError(f"lr={lr!r} is not valid; must be > 0")
 '''
