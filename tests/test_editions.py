@@ -131,3 +131,20 @@ def test_the_box_goes_after_the_objectives_once_and_keeps_the_stamp(course):
     assert "papermill notebooks/lab01_fixture.ipynb out.ipynb -f p.yml" in box
     assert not execution.is_stale(lab, params, out_dir)  # still current: nothing re-executes
     assert sorted(p.name for p in out_dir.iterdir()) == ["lab01_fixture.ipynb"]  # no temporary left
+
+
+@pytest.mark.parametrize("kind", editions.EDITIONS)
+def test_an_edition_keeps_the_cells_nbconvert_keeps(course, kind):
+    """`editions` filters cells itself (nbconvert's import costs seconds on every `dlcourse book`):
+    the same cells, sources and outputs as nbconvert's TagRemovePreprocessor + ClearOutputPreprocessor."""
+    from nbconvert.preprocessors import ClearOutputPreprocessor, TagRemovePreprocessor
+
+    lab = labs.discover(course)[0]
+    _executed_like_a_lab(lab)
+    theirs, resources = nbformat.read(lab.path, as_version=4), {}
+    theirs, resources = TagRemovePreprocessor(
+        remove_cell_tags=set(editions.REMOVED_TAGS[kind])).preprocess(theirs, resources)
+    theirs, _ = ClearOutputPreprocessor().preprocess(theirs, resources)
+    ours = editions.edition(lab, kind)
+    assert [(c.id, c.cell_type, c.source, c.get("outputs"), c.get("execution_count")) for c in ours.cells] == \
+        [(c.id, c.cell_type, c.source, c.get("outputs"), c.get("execution_count")) for c in theirs.cells]

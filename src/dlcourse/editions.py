@@ -69,14 +69,17 @@ def _literal(value) -> str:
 def edition(lab: Lab, kind: str, params: dict | None = None):
     """The notebook (an nbformat node) of `lab` as the `kind` edition, with `params` written in."""
     import nbformat
-    from nbconvert.preprocessors import ClearOutputPreprocessor, TagRemovePreprocessor
 
     if kind not in EDITIONS:
         raise ValueError(f"kind={kind!r} is not valid; choose one of: {', '.join(EDITIONS)}")
     nb = nbformat.read(lab.path, as_version=4)
-    resources: dict = {}
-    nb, resources = TagRemovePreprocessor(remove_cell_tags=set(REMOVED_TAGS[kind])).preprocess(nb, resources)
-    nb, resources = ClearOutputPreprocessor().preprocess(nb, resources)
+    # What nbconvert's TagRemovePreprocessor and ClearOutputPreprocessor do (a test compares
+    # them), without importing nbconvert: seconds on every `dlcourse book`.
+    removed = set(REMOVED_TAGS[kind])
+    nb.cells = [c for c in nb.cells if not removed & set(c.metadata.get("tags", []))]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     for key in _RUN_METADATA:
         nb.metadata.pop(key, None)
     for cell in nb.cells:
