@@ -318,6 +318,15 @@ WIDE_TABLES = """() => { const article = document.querySelector('article');
                    (t.querySelector('tr') || t).innerText.slice(0, 80)])
         .filter(([w, room]) => w > room + 1); }"""
 
+#: Each table whose first column is an index of row numbers (0, 1, 2 ...) under an empty header.
+ROW_NUMBERS = """() => [...document.querySelectorAll('article table')].map(t => {
+    const first = [...t.querySelectorAll('tbody tr')].map(r => r.children[0])
+        .map(c => c && c.tagName === 'TH' ? c.innerText.trim() : null);
+    const head = [...t.querySelectorAll('thead tr')].map(r => r.children[0] ? r.children[0].innerText.trim() : '');
+    return [head.join(''), first, (t.querySelector('thead tr') || t).innerText.slice(0, 80)]; })
+    .filter(([head, first]) => head === '' && first.length > 1 && first.every(v => v !== null && /^\\d+$/.test(v)))
+    .map(([head, first, header]) => header)"""
+
 
 def _lab_page(page, site: str, lab) -> None:
     response = page.goto(site + f"{book.lab_page(lab)}.html")
@@ -369,8 +378,9 @@ def test_every_lab_page_teaches(course, site, browser):
 
 
 def test_every_lab_page_reads_well(course, site, browser):
-    """Every table fits the text column, no "nan" is shown, and the folded "How to run this lab"
-    box offers the student notebook (a download that exists) and the commands."""
+    """Every table fits the text column and has no unlabelled index of row numbers, no "nan" is
+    shown, and the folded "How to run this lab" box offers the student notebook (a download that
+    exists) and the commands."""
     root = course[0]
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     offline(page, site)
@@ -380,6 +390,9 @@ def test_every_lab_page_reads_well(course, site, browser):
         wide = page.evaluate(WIDE_TABLES)
         if wide:
             problems.append(f"{lab.stem}: tables wider than the text column [width, column, first row]: {wide}")
+        numbered = page.evaluate(ROW_NUMBERS)
+        if numbered:
+            problems.append(f"{lab.stem}: tables with an unlabelled 0..n index (header row): {numbered}")
         shown = re.findall(r".{0,40}\bnan\b.{0,40}", page.evaluate(VISIBLE_TEXT), re.I)
         if shown:
             problems.append(f"{lab.stem}: 'nan' shown: {shown[:5]}")

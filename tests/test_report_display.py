@@ -1,0 +1,59 @@
+"""How the book shows a table (`report.show_table`, and the `Table`s that seed_table,
+final_table and claims_table return): rounded as displayed, "—" for missing values, no
+unnamed index of row numbers, text escaped except link columns."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from dlcourse import report
+from dlcourse.analysis import evidence
+
+
+def _cells(html: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", html, re.S)]
+
+
+FRAME = pd.DataFrame({"label": ["a", "a", "b", "b"], "loss": [0.12345, 0.2, np.nan, np.nan],
+                      "lr": [1e-5, 1e-5, 0.01, 0.01], "note": ["<b>", "x", "y", "z"]})
+
+
+def test_show_table_rounds_as_displayed_and_shows_missing_as_a_dash():
+    html = report.show_table(FRAME, digits=3, index=False).to_html()
+    cells = _cells(html)
+    assert "0.123" in cells and "0.12345" not in html and "1.0e-05" in cells and "0.010" in cells
+    assert cells.count("—") == 2 and not re.search(r"\bnan\b", html, re.I)
+    assert "&lt;b&gt;" in html and "<b>" not in html  # text is escaped
+    assert 'class="dataframe"' in html  # styled like every other table of the book
+    assert "0" not in cells[:6]  # no row numbers: the header, then the first row's values
+    assert re.search(r"row_heading", report.show_table(FRAME, index=True).to_html())
+
+
+def test_tables_of_the_package_display_through_show_table_and_stay_dataframes():
+    table = report.seed_table(FRAME, "label", ["loss", "lr"], digits=2)
+    assert isinstance(table, report.Table) and table.digits == 2
+    html = table._repr_html_()
+    assert ">label<" in html and not re.search(r"\bnan\b", html, re.I)  # the index is named and shown
+    assert "—" in _cells(html) and "1.0e-05" in _cells(html)  # a tiny learning rate is not "0"
+    assert report.seed_table(FRAME, "label", ["lr"]).loc["a", "lr"] == "1.0e-05"
+    final = report.final_table(FRAME, ["loss", "lr", "note"], digits=3)
+    assert final["lr"].tolist()[0] == 1e-5 and final["loss"].tolist()[0] == 0.123  # stored too
+    shown = final.assign(extra=[1, 2, 3, 4])  # what a lab does to a table keeps its display
+    assert isinstance(shown, report.Table) and shown.digits == 3
+    cells = _cells(shown._repr_html_())
+    assert cells[:5] == ["loss", "lr", "note", "extra", "0.123"]  # no index column of row numbers
+    named = report.final_table(FRAME, ["loss"], index="label")._repr_html_()
+    assert ">label<" in named
+
+
+def test_claims_table_labels_its_index_and_links_its_citations():
+    claims = [{"id": "wider", "cite": "R0 §3", "report_says": "x", "claim": "a < b & c", "effect": "e",
+               "runs": "r"}]
+    table = evidence.claims_table(claims, {"wider": evidence.decide([float("nan"), 1.0])})
+    table.insert(1, "the report said", ["said"])  # as the labs do
+    html = table._repr_html_()
+    assert '<a href="../reports.html#r0">R0 §3</a>' in html and "a &lt; b &amp; c" in html
+    assert ">id<" in html and not re.search(r"\bnan\b", html, re.I)
