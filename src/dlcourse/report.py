@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 #: The per-epoch numbers a History may hold, in display order (also the default columns).
@@ -54,7 +55,7 @@ def _columns(frame: pd.DataFrame, columns: Sequence[str] | None, keys: Sequence[
 
 
 def final_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 4,
-                index: str | None = None) -> pd.DataFrame:
+                index: str | None = None) -> Table:
     """The chosen columns of a results frame (default: parameter count, losses, accuracies,
     best epoch and seconds, those present), floats rounded to `digits` (a non-zero value too
     small for them is kept), indexed by the column `index` when given (e.g. "label"); without
@@ -69,7 +70,7 @@ def final_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, digit
 
 
 def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: Sequence[str] | None = None,
-               digits: int = 4) -> pd.DataFrame:
+               digits: int = 4) -> Table:
     """One row per value of `by` (a setting trained with several seeds): each numeric column as
     "mean ± std" over the rows of that setting (std with ddof 1), and `seeds`, the number of
     rows. A value that does not vary within a setting (a parameter count, a learning rate, one
@@ -92,10 +93,10 @@ def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True, html: S
     escaped, except in the columns `html` (links). Returns a pandas Styler, which notebooks and
     the book render (with the class `dataframe`, styled like every other table)."""
     styler = frame.style.set_table_attributes('class="dataframe"')
-    text = [c for c in frame.columns if c not in html]
-    styler = styler.format(lambda v: _cell(v, digits), na_rep="—", escape="html", subset=text)
-    if len(text) < len(frame.columns):
-        styler = styler.format(lambda v: _cell(v, digits), na_rep="—", subset=[c for c in frame.columns if c in html])
+    for escape in ("html", None):
+        subset = [c for c in frame.columns if (c in html) is (escape is None)]
+        if subset:
+            styler = styler.format(lambda v: _cell(v, digits), na_rep="—", escape=escape, subset=subset)
     for axis in (0, 1):
         styler = styler.format_index(lambda v: _cell(v, digits), axis=axis, na_rep="—", escape="html")
     return styler if index else styler.hide(axis="index")
@@ -110,7 +111,7 @@ def shows_index(frame: pd.DataFrame) -> bool:
 
 def _cell(value, digits: int) -> str:
     """One cell as displayed: floats to `digits` decimals, tiny non-zero ones in exponent form."""
-    if isinstance(value, float) and math.isfinite(value):
+    if isinstance(value, (float, np.floating)) and math.isfinite(value):
         if value != 0 and abs(value) < 0.5 * 10 ** -digits:
             return f"{value:.1e}"
         return f"{value:.{digits}f}"
