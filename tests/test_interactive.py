@@ -65,12 +65,11 @@ def test_same_colours_panels_and_labels_as_the_static_figure():
                   xlabel="epoch (pass over the data)")
     grid = curves.metric_curves(frame, **kwargs)
     static = {t.get_text(): h.get_color() for t, h in zip(grid.legend.texts, grid.legend.legend_handles)}
-    plt.close(grid.figure)
     fig = interactive.metric_curves(frame, **kwargs)
     lines = _lines(fig)
     assert {t.name: t.line.color for t in lines} == {name: _hex(colour) for name, colour in static.items()}
-    # rows = metrics, columns = widths (numbers sorted), titled on the top row only
-    assert [a.text for a in fig.layout.annotations] == ["width = 64", "width = 128"]
+    # rows = metrics, columns = widths (numbers sorted), every panel titled
+    assert [a.text for a in fig.layout.annotations] == ["width = 64", "width = 128"] * 2
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
     assert fig.layout.yaxis3.type in (None, "linear")
     assert fig.layout.yaxis.title.text == "training loss" and fig.layout.yaxis3.title.text == "validation accuracy"
