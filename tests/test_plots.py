@@ -202,3 +202,15 @@ def test_the_sweep_twins_share_what_the_static_figures_draw(figures):
     importance = made["lab 8 importance"].twin
     static = figures["lab 8 importance"].axes[0]
     assert list(importance.data[0].y) == [t.get_text() for t in static.get_yticklabels()]
+
+
+def test_the_function_fits_twin_bands_the_lowest_to_highest_run():
+    fits = pd.DataFrame([{"function": f, "label": l, "seed": s, "epoch": e, "train_loss": (1 + s) / e}
+                         for f in ("sinc", "sign") for l in ("2 layers", "4 layers") for s in (0, 1)
+                         for e in range(1, 6)])
+    twin = ap.loss_curves(fits).twin
+    bands = [t for t in twin.data if t.fill == "toself"]
+    assert len(bands) == 4 and [a.text for a in twin.layout.annotations] == ["function = sinc", "function = sign"]
+    assert list(bands[0].y[:5]) == [2 / e for e in range(1, 6)]  # the highest run, then back along the lowest
+    assert list(bands[0].y[5:]) == [1 / e for e in range(5, 0, -1)]
+    assert twin.layout.yaxis.type == "log"

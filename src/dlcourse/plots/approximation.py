@@ -51,7 +51,8 @@ def loss_curves(frame: pd.DataFrame, y: str = "train_loss", x: str = "epoch", hu
     """`y` (a loss) against `x` on a log axis: one line per `hue`, one panel per `col` value.
 
     `frame`: one row per run and epoch (e.g. `experiments.history_frame`). Several runs of one
-    `hue` (seeds) are drawn as their mean with a band from the lowest to the highest run.
+    `hue` (seeds) are drawn as their mean with a band from the lowest to the highest run. Its
+    interactive twin is `plots.interactive.metric_curves` with `band="range"`.
     """
     _require(frame, (x, y, hue, col))
     fig, panels, colours = _panels(frame, hue, col, height)
@@ -65,7 +66,14 @@ def loss_curves(frame: pd.DataFrame, y: str = "train_loss", x: str = "epoch", hu
         ax.legend(title=None)
     if title:
         fig.suptitle(title)
-    return figure.finish(fig)
+
+    def twin():  # the same panels, colours and labels; the band from the lowest to the highest run
+        from .interactive import metric_curves
+
+        return metric_curves(frame, metrics=[y], hue=hue, col=col, x=x, logy=True, title=title, height=height,
+                             ylabels={y: f"{label(y)}, {MSE_AXIS}" if "loss" in y else label(y)}, band="range")
+
+    return figure.finish(fig, twin)
 
 
 def predictions(frame: pd.DataFrame, hue: str = "label", col: str | None = "function", title: str | None = None,

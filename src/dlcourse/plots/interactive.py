@@ -54,11 +54,13 @@ def metric_curves(
     height: float = 2.6,
     categorical: bool = False,
     col_wrap: int = figure.MAX_PER_ROW,
+    band: str = "sd",
 ):
     """The interactive twin of `plots.curves.metric_curves` (same arguments, and the same
     `CurvePlan`: panels, orders, colours and labels). Where several rows share a hue value and x
     in a panel (seeds, say), the line is their mean and the band ± one standard deviation, as on
-    the static figure; hovering a point shows the run, x and the value; a legend click toggles
+    the static figure (`band="range"`: from the lowest to the highest run, as
+    `plots.approximation.loss_curves` draws it); hovering a point shows the run, x and the value; a legend click toggles
     the run in every panel.
     """
     from plotly.subplots import make_subplots
@@ -79,16 +81,18 @@ def metric_curves(
             points = part.loc[part[hue] == h, [x, p.metric]].dropna()
             if points.empty:
                 continue
-            stats = thin(points.groupby(x, sort=True)[p.metric].agg(["mean", "std", "count"]))
+            stats = thin(points.groupby(x, sort=True)[p.metric].agg(["mean", "std", "count", "min", "max"]))
             group = name(h)
             several = bool((stats["count"] > 1).any())
             template = (f"{label(hue)}: {group}<br>{plan.xlabel}: %{{x}}<br>{ylabel}: %{{y:.4g}}"
                         + ("<br>mean of %{customdata} runs" if several else "") + "<extra></extra>")
             if several:  # the band first, so the line draws over it
                 half = stats["std"].fillna(0.0)
+                low, high = (stats["min"], stats["max"]) if band == "range" else (stats["mean"] - half,
+                                                                                    stats["mean"] + half)
                 fig.add_trace(go.Scatter(
                     x=list(stats.index) + list(stats.index[::-1]),
-                    y=list(stats["mean"] + half) + list((stats["mean"] - half)[::-1]),
+                    y=list(high) + list(low[::-1]),
                     fill="toself", fillcolor=plan.colours[h], opacity=0.2, line={"width": 0}, hoverinfo="skip",
                     legendgroup=group, showlegend=False, name=group), row=row, col=column)
             fig.add_trace(go.Scatter(
