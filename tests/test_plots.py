@@ -214,3 +214,18 @@ def test_the_function_fits_twin_bands_the_lowest_to_highest_run():
     assert list(bands[0].y[:5]) == [2 / e for e in range(1, 6)]  # the highest run, then back along the lowest
     assert list(bands[0].y[5:]) == [1 / e for e in range(5, 0, -1)]
     assert twin.layout.yaxis.type == "log"
+
+
+def test_the_memorization_twin_draws_each_run_on_both_sets():
+    history = pd.DataFrame([{"labels": l, "seed": s, "epoch": e, "train_loss": 1 / e, "val_loss": 1 + e / 10,
+                             "train_acc": 1 - 1 / (e + 1), "val_acc": 0.1}
+                            for l in ("true", "random") for s in (0, 1) for e in range(1, 5)])
+    made = landscape.train_vs_heldout(history, hue="labels", held_out_name="held-out (true labels)")
+    twin = made.twin
+    assert [t.name for t in twin.data[:4]] == ["true, training", "true, held-out (true labels)",
+                                               "random, training", "random, held-out (true labels)"]
+    assert {t.legendgroup for t in twin.data} == {"true", "random"} and twin.layout.legend.groupclick == "togglegroup"
+    assert [t.line.dash for t in twin.data[:2]] == ["solid", "dash"]
+    static = {line.get_label(): line.get_color() for line in made.axes[1].get_legend().get_lines()}
+    assert twin.data[0].line.color == static["true"]  # the static figure's colour for the run
+    assert twin.layout.yaxis.title.text == landscape.LOSS_AXIS and twin.layout.yaxis2.title.text == landscape.ACC_AXIS

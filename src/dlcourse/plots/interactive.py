@@ -1,9 +1,10 @@
 """Interactive (Plotly) twins of the course's figures, for the HTML book and JupyterLab.
 
 `metric_curves` takes the same long frame and the same arguments as `plots.curves.metric_curves`
-(what is plotted, labels, orders, log axes) and returns a Plotly figure: hovering a point shows
-the run, the epoch and the value; clicking a legend entry hides or shows that run in every panel.
-The seaborn figure stays the one for print, PDF and nbval.
+and draws the same `curves.CurvePlan` (panels, orders, colours, labels, log axes) as a Plotly
+figure: hovering a point shows the run, the epoch and the value; clicking a legend entry hides or
+shows that run in every panel. `plots.curves.metric_curves` attaches it to its static figure
+(`plots.figure.CourseFigure`), which stays the one for print, PDF and nbval.
 
 `Interactive(fig)` (or `show(fig)`) is what a notebook cell outputs. Its HTML is the figure
 without plotly.js (`to_html(full_html=False, include_plotlyjs=False)`): the book loads
@@ -139,6 +140,38 @@ def _share_y(fig, plan, sharey) -> None:
         first = "y" if members[0] == 1 else f"y{members[0]}"
         for index in members[1:]:
             fig.layout["yaxis" + str(index)].matches = first
+
+
+def train_vs_heldout(history: pd.DataFrame, hue: str, x: str, plan: dict, title: str | None, height: float):
+    """The twin of `plots.landscape.train_vs_heldout`, from its `plan` (hue levels and colours,
+    and per panel its y label and {column: set name}): solid the training set, dashed the
+    held-out one; a legend click toggles a run's four lines; hovering names run, set and value."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(plan["panels"]), horizontal_spacing=0.12)
+    for column, (ylabel, sets) in enumerate(plan["panels"], start=1):
+        for level in plan["levels"]:
+            part = history[history[hue] == level]
+            for (source, set_name), dash in zip(sets.items(), ("solid", "dash")):
+                stats = thin(part.groupby(x, sort=True)[source].agg(["mean"]).dropna())
+                group = name(level)
+                fig.add_trace(go.Scatter(
+                    x=stats.index.tolist(), y=stats["mean"].tolist(), mode="lines+markers",
+                    name=f"{group}, {set_name}", legendgroup=group, showlegend=column == 1,
+                    line={"color": plan["colours"][level], "width": 2, "dash": dash}, marker={"size": 5},
+                    hovertemplate=(f"{label(hue)}: {group}<br>{set_name}<br>{plan['xlabel']}: %{{x}}"
+                                   f"<br>{ylabel}: %{{y:.4g}}<extra></extra>")), row=1, col=column)
+        fig.update_yaxes(title_text=ylabel, row=1, col=column)
+        fig.update_xaxes(title_text=plan["xlabel"], row=1, col=column)
+    if x == "epoch":
+        fig.update_xaxes(tickformat="d", dtick=max(1, int(np.ceil(history[x].max() / 10))))
+    fig.update_layout(
+        title=title, template="plotly_white", hovermode="closest", font={"size": 12},
+        legend={"title": {"text": label(hue)}, "groupclick": "togglegroup"},
+        height=int(height * figure.CSS_DPI) + 80 + (40 if title else 0),
+        margin={"l": 60, "r": 20, "t": 40 + (40 if title else 0), "b": 50})
+    return fig
 
 
 class Interactive:

@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import figure, label
-from .curves import plain_log_ticks
+from .curves import colours, order, plain_log_ticks
 
 LOSS_AXIS = "cross-entropy loss (nats)"
 ACC_AXIS = "accuracy (fraction correct)"
@@ -114,17 +114,27 @@ def train_vs_heldout(history: pd.DataFrame, hue: str = "label", held_out: str = 
     missing = [c for c in (hue, x, "train_loss", f"{held_out}_loss") if c not in history.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in the frame; it has {list(history.columns)}")
+    levels = order(history[hue])
+    panels = [(ylabel, {f"train_{metric}": "training", f"{held_out}_{metric}": held_out_name})
+              for metric, ylabel in (("loss", LOSS_AXIS), ("acc", ACC_AXIS))]
+    plan = {"levels": levels, "colours": colours(history[hue], levels), "xlabel": label(x),
+            "panels": [(ylabel, {c: n for c, n in sets.items() if c in history.columns}) for ylabel, sets in panels]}
     fig, axes = figure.subplots(1, 2, row_height=height)
-    for ax, (metric, ylabel) in zip(axes[0], (("loss", LOSS_AXIS), ("acc", ACC_AXIS))):
-        cols = {f"train_{metric}": "training", f"{held_out}_{metric}": held_out_name}
-        long = history.melt(id_vars=[hue, x], value_vars=[c for c in cols if c in history.columns],
-                            var_name="set", value_name=metric)
-        long["set"] = long["set"].map(cols)
-        sns.lineplot(data=long, x=x, y=metric, hue=hue, style="set", errorbar="sd", ax=ax)
-        ax.set_xlabel(label(x))
+    for ax, (ylabel, sets) in zip(axes[0], plan["panels"]):
+        long = history.melt(id_vars=[hue, x], value_vars=list(sets), var_name="set", value_name="value")
+        long["set"] = long["set"].map(sets)
+        sns.lineplot(data=long, x=x, y="value", hue=hue, hue_order=levels, palette=plan["colours"], style="set",
+                     style_order=list(sets.values()), errorbar="sd", ax=ax)
+        ax.set_xlabel(plan["xlabel"])
         ax.set_ylabel(ylabel)
     axes[0, 0].get_legend().remove()
     axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     if title:
         fig.suptitle(title)
-    return figure.finish(fig)
+
+    def twin():
+        from .interactive import train_vs_heldout as draw
+
+        return draw(history, hue, x, plan, title, height)
+
+    return figure.finish(fig, twin)
