@@ -99,8 +99,15 @@ def _copy(app: Sphinx, exception) -> None:
         write_zoom(Path(app.outdir) / "_static")
 
 
+def _quiet_plotly_json(app: Sphinx, config) -> None:
+    """A twin's notebook output also carries the Plotly JSON (JupyterLab draws it); myst-nb has
+    no renderer for that type and warns for every figure, though it shows the output's HTML."""
+    config.suppress_warnings = [*config.suppress_warnings, "mystnb.unknown_mime_type"]
+
+
 def setup(app: Sphinx) -> dict:
     app.add_js_file(ZOOM)  # every page: any page may show a figure
+    app.connect("config-inited", _quiet_plotly_json)
     app.connect("html-page-context", _add_to_figure_pages)
     app.connect("build-finished", _copy)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -40,10 +40,15 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 PAD_INCHES = 0.05  # white margin around the cut PNG
 FIGURE_INCHES = COLUMN_INCHES - 2 * PAD_INCHES  # a full-width figure: with its margin, the column
 
-#: On screen the twin, on paper the static figure (also where JavaScript is off: the twin is empty).
-STYLE = ("<style>.dlc-figure .dlc-print{display:none}"
-         "@media print{.dlc-figure .dlc-print{display:block!important;max-width:100%;height:auto}"
+#: On screen the twin once plotly.js is there (the book loads it before the page's body), else
+#: (JupyterLab's HTML, an untrusted notebook, a page without the script) the static figure; on
+#: paper always the static figure.
+STYLE = ("<style>.dlc-figure.dlc-live .dlc-print,.dlc-figure:not(.dlc-live) .dlc-screen{display:none}"
+         ".dlc-figure .dlc-print{max-width:100%;height:auto}"
+         "@media print{.dlc-figure .dlc-print{display:block!important}"
          ".dlc-figure .dlc-screen{display:none!important}}</style>")
+LIVE = ("<script>(function (f) { if (window.Plotly) f.classList.add('dlc-live'); })"
+        "(document.currentScript.parentNode);</script>")
 
 
 def grid_shape(n: int, per_row: int = MAX_PER_ROW) -> tuple[int, int]:
@@ -73,33 +78,45 @@ class CourseFigure(Figure):
 
     def png(self, dpi: float = PNG_DPI) -> bytes:
         """The figure as a PNG of 256 colours (a fifth of the bytes of matplotlib's, for a figure
-        of lines and text on white: the print copy is part of the page)."""
+        of lines and text on white)."""
+        return _small_png(self._image(dpi))
+
+    def _image(self, dpi: float):
         from PIL import Image
 
         buffer = io.BytesIO()
         self.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=PAD_INCHES, facecolor="white")
-        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-        small = io.BytesIO()
-        image.quantize(256, method=Image.Quantize.FASTOCTREE).save(small, "PNG", optimize=True)
-        return small.getvalue()
+        return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        png = self.png()
-        width = round(natural_width(self))
-        data = {"image/png": base64.b64encode(png).decode("ascii"),
+        image = self._image(PNG_DPI)  # drawn once: the print copy is this image, scaled down
+        width = round(image.width * CSS_DPI / PNG_DPI)
+        data = {"image/png": base64.b64encode(_small_png(image)).decode("ascii"),
                 "text/plain": f"<figure: {_title(self) or 'untitled'}>"}
         twin = self.twin
         if twin is not None:
+            from PIL import Image
+
             from .interactive import Interactive
 
-            printed = base64.b64encode(self.png(PRINT_DPI)).decode("ascii")
+            scale = PRINT_DPI / PNG_DPI
+            printed = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+            printed = base64.b64encode(_small_png(printed)).decode("ascii")
             alt = html.escape(_title(self) or "figure")
-            data["text/html"] = (f'<div class="dlc-figure">{STYLE}<div class="dlc-screen">'
+            data["text/html"] = (f'<div class="dlc-figure">{STYLE}{LIVE}<div class="dlc-screen">'
                                  f"{Interactive(twin).html()}</div>"
                                  f'<img class="dlc-print" alt="{alt}" width="{min(width, COLUMN_PX)}" '
                                  f'src="data:image/png;base64,{printed}"></div>')
             data[PLOTLY_MIME] = json.loads(twin.to_json())
         return data, {"image/png": {"width": width}}
+
+
+def _small_png(image) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    image.quantize(256, method=Image.Quantize.FASTOCTREE).save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 
 def _title(fig: Figure) -> str:
