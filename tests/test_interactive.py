@@ -195,3 +195,10 @@ def test_the_figure_draws_offline_and_hovers_in_a_browser(plotly_site):
                                         " return h.length ? h : null; }", timeout=5_000).json_value()
         assert set(hidden) == {"sgd lr=0.1"} and len(hidden) == 4  # its lines and bands in both panels
         assert not errors, errors
+
+
+def test_every_page_loads_the_zoom_script_and_the_site_has_it(plotly_site):
+    out, _, _ = plotly_site
+    assert (out / "_static" / sphinx_plotly.ZOOM).read_text() == sphinx_plotly.ZOOM_SCRIPT
+    for page in ("index.html", "plain.html"):
+        assert (out / page).read_text().count(f'src="_static/{sphinx_plotly.ZOOM}') == 1, page

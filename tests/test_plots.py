@@ -74,6 +74,8 @@ def _figures() -> dict:
         "lab 3 five batch sizes": curves.metric_curves(history, hue="width", col="batch_size"),
         "lab 7 three metrics": curves.metric_curves(history, metrics=["train_loss", "val_loss", "val_acc"],
                                                     hue="width", title="a title of some length for the figure"),
+        "wall time": curves.wall_time(history.assign(epoch_seconds=1.0), x="batch_size", y="epoch_seconds",
+                                      hue="width", title="Seconds per epoch (epochs 2 and on)"),
         "metric vs params": curves.metric_vs_params(history.assign(params=history["width"] * 100, depth=1,
                                                                    test_acc=0.9)),
         "lab 5 trajectories": ap.trajectories({"whole model": _trajectory(), "first layer": _trajectory(),

@@ -50,7 +50,7 @@ ZOOM_SCRIPT = """// Click a figure to see it at full resolution; a click or Esca
     const style = document.createElement("style");
     style.textContent = css;
     document.head.appendChild(style);
-    document.querySelectorAll("article .cell_output img, article figure img").forEach(img => {
+    document.querySelectorAll("article .cell_output img:not(.dlc-print), article figure img").forEach(img => {
       img.classList.add("dlc-zoomable");
       img.addEventListener("click", () => open(img));
     });

@@ -17,11 +17,18 @@ from . import RAMP, figure, label, palette
 
 def wall_time(frame: pd.DataFrame, x: str = "label", y: str = "seconds", hue: str | None = None, title: str | None = None):
     """Bar chart of training time per configuration, in seconds (several seeds: mean, ± 1 std bar)."""
-    g = sns.catplot(data=frame, x=x, y=y, hue=hue, kind="bar", errorbar="sd", height=3.2, aspect=1.6)
-    g.set_axis_labels(label(x), "wall time (s)")
+    fig, axes = figure.subplots(1, 1, row_height=3.2, width=0.75 * figure.COLUMN_INCHES)
+    ax = axes[0, 0]
+    levels = order(frame[hue]) if hue else []
+    sns.barplot(data=frame, x=x, y=y, hue=hue, hue_order=levels or None, errorbar="sd", ax=ax,
+                palette=colours(frame[hue], levels) if hue else None, color=None if hue else palette(1)[0])
+    ax.set_xlabel(label(x))
+    ax.set_ylabel("wall time (s)")
+    if hue:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=label(hue))
     if title:
-        g.figure.suptitle(title, y=1.03)
-    return g
+        ax.set_title(title)
+    return figure.finish(fig)
 
 
 def numeric(values: pd.Series) -> bool:
