@@ -140,9 +140,24 @@ def finish(fig: CourseFigure, twin: Callable | None = None) -> CourseFigure:
     """Close `fig` for pyplot (the cell's output shows it, once) and attach its twin, if any."""
     if twin is not None:
         fig.attach_twin(twin)
+    _own_output()
     plt.close(fig)
     FigureCanvasAgg(fig)  # pyplot left it a bare canvas; drawing and measuring need a renderer
     return fig
+
+
+def _own_output() -> None:
+    """In IPython, let `CourseFigure._repr_mimebundle_` alone decide the figure's output: the
+    inline backend registers its own PNG printer for every matplotlib Figure, which would replace
+    the 2x PNG with a 1x one (and draw the figure once more); for a CourseFigure it now declines."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        for mime in ("image/png", "image/jpeg", "image/svg+xml", "application/pdf"):
+            shell.display_formatter.formatters[mime].for_type(CourseFigure, lambda fig: None)
 
 
 def hide_unused(axes: np.ndarray, used) -> None:
