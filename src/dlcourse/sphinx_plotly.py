@@ -52,7 +52,8 @@ ZOOM_SCRIPT = """// Click a figure to see it at full resolution; a click or Esca
     document.head.appendChild(style);
     document.querySelectorAll("article .cell_output img:not(.dlc-print), article figure img").forEach(img => {
       img.classList.add("dlc-zoomable");
-      img.addEventListener("click", () => open(img));
+      // Sphinx links a sized image to its file: open it here instead of leaving the page
+      img.addEventListener("click", e => { e.preventDefault(); open(img); });
     });
     document.addEventListener("keydown", e => { if (e.key === "Escape") close(); });
   }
