@@ -421,3 +421,101 @@ def test_every_lab_page_reads_well(course, site, browser):
                 problems.append(f"{lab.stem}: the download is not the student edition")
     page.close()
     assert not problems, "\n".join(problems)
+
+
+# ----------------------------------------------------------------------------- figures (appended)
+
+PAGE_BUDGET = 2_000_000  # bytes of a lab page's HTML, figures' data included
+
+
+def _lab_pages(root: Path) -> list[str]:
+    return [f"book/labs/{lab.stem}.html" for lab in labs.discover(root)]
+
+
+def test_interactive_figures_render_offline_and_hover(course, site, browser):
+    """Every lab page's Plotly figures draw their traces from the book's own plotly.js with all
+    outside requests refused, and hovering a point of a learning curve shows its run and value."""
+    root = course[0]
+    if not labs.discover(REPO):
+        pytest.skip("the fixture labs draw no interactive figure")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    offline(page, site)
+    drawn: dict[str, list[int]] = {}
+    for path in _lab_pages(root):
+        page.goto(site + path)
+        count = page.eval_on_selector_all(".plotly-graph-div", "d => d.length")
+        if not count:
+            continue
+        page.wait_for_function("() => [...document.querySelectorAll('.plotly-graph-div')]"
+                               ".every(d => d._fullLayout && d.data && d.data.length)", timeout=30_000)
+        drawn[path] = page.eval_on_selector_all(".plotly-graph-div", "ds => ds.map(d => d.data.length)")
+    assert len(drawn) >= 6, drawn  # the learning curves of labs 1, 2, 3, 6, 7 and 8 at least
+    assert all(n > 0 for traces in drawn.values() for n in traces), drawn
+    first = next(iter(drawn))
+    page.goto(site + first)
+    page.wait_for_selector(".plotly-graph-div .scatterlayer .trace .points path", timeout=30_000)
+    figure = page.locator(".plotly-graph-div").first
+    figure.scroll_into_view_if_needed()
+    point = figure.locator(".scatterlayer .trace .points path").first
+    box = point.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector(".hoverlayer .hovertext", timeout=5_000)
+    hover = page.locator(".hoverlayer .hovertext").first.text_content()
+    assert "epoch" in hover and ":" in hover, hover  # the run (its hue value), the epoch and the value
+    page.close()
+    assert not errors, errors
+
+
+def test_plotly_js_is_served_once_for_the_site_and_pages_stay_small(course):
+    from dlcourse import sphinx_plotly
+
+    root = course[0]
+    html_root = root / "_build" / "html"
+    scripts = [p.relative_to(html_root).as_posix() for p in html_root.rglob("*.js") if "plotly" in p.name.lower()]
+    assert scripts == [f"_static/{sphinx_plotly.SCRIPT}"], scripts
+    sizes = {path: (html_root / path).stat().st_size for path in _lab_pages(root)}
+    print("\nlab page sizes (bytes):", sizes)
+    assert all(size <= PAGE_BUDGET for size in sizes.values()), sizes
+    for path in sizes:
+        text = (html_root / path).read_text()
+        assert text.count(sphinx_plotly.SCRIPT) <= 1 and "cdn.plot.ly" not in text, path
+        if 'class="plotly-graph-div"' in text:  # loaded, not inlined: the page holds no copy of plotly.js
+            assert text.count(sphinx_plotly.SCRIPT) == 1 and "Plotly.register" not in text, path
+
+
+def test_a_figure_opens_at_full_resolution_on_click(course, site, browser):
+    root = course[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    offline(page, site)
+    page.goto(site + _lab_pages(root)[0])
+    figure = page.locator("article .cell_output img.dlc-zoomable").first
+    figure.scroll_into_view_if_needed()
+    page.wait_for_function("() => { const i = document.querySelector('article .cell_output img.dlc-zoomable');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
+    shown = figure.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]")
+    assert shown[0] > shown[1] * 1.5, shown  # drawn at twice the size it is shown at
+    figure.click()
+    big = page.locator(".dlc-zoom img")
+    big.wait_for(state="visible", timeout=5_000)
+    natural, width = big.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]")
+    assert natural == shown[0] and abs(width - natural) <= 1, (natural, width)  # one image pixel per CSS pixel
+    page.keyboard.press("Escape")
+    assert page.locator(".dlc-zoom").count() == 0
+    page.close()
+
+
+def test_print_shows_the_static_twin_of_an_interactive_figure(course, site, browser):
+    root = course[0]
+    if not labs.discover(REPO):
+        pytest.skip("the fixture labs draw no interactive figure")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    offline(page, site)
+    page.goto(site + _lab_pages(root)[0])
+    page.wait_for_selector(".dlc-figure", timeout=10_000)
+    assert page.eval_on_selector(".dlc-figure .dlc-print", "i => getComputedStyle(i).display") == "none"
+    page.emulate_media(media="print")
+    assert page.eval_on_selector(".dlc-figure .dlc-print", "i => getComputedStyle(i).display") == "block"
+    assert page.eval_on_selector(".dlc-figure .dlc-screen", "d => getComputedStyle(d).display") == "none"
+    page.close()

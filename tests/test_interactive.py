@@ -65,12 +65,11 @@ def test_same_colours_panels_and_labels_as_the_static_figure():
                   xlabel="epoch (pass over the data)")
     grid = curves.metric_curves(frame, **kwargs)
     static = {t.get_text(): h.get_color() for t, h in zip(grid.legend.texts, grid.legend.legend_handles)}
-    plt.close(grid.figure)
     fig = interactive.metric_curves(frame, **kwargs)
     lines = _lines(fig)
     assert {t.name: t.line.color for t in lines} == {name: _hex(colour) for name, colour in static.items()}
-    # rows = metrics, columns = widths (numbers sorted), titled on the top row only
-    assert [a.text for a in fig.layout.annotations] == ["width = 64", "width = 128"]
+    # rows = metrics, columns = widths (numbers sorted), every panel titled
+    assert [a.text for a in fig.layout.annotations] == ["width = 64", "width = 128"] * 2
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
     assert fig.layout.yaxis3.type in (None, "linear")
     assert fig.layout.yaxis.title.text == "training loss" and fig.layout.yaxis3.title.text == "validation accuracy"
@@ -196,3 +195,10 @@ def test_the_figure_draws_offline_and_hovers_in_a_browser(plotly_site):
                                         " return h.length ? h : null; }", timeout=5_000).json_value()
         assert set(hidden) == {"sgd lr=0.1"} and len(hidden) == 4  # its lines and bands in both panels
         assert not errors, errors
+
+
+def test_every_page_loads_the_zoom_script_and_the_site_has_it(plotly_site):
+    out, _, _ = plotly_site
+    assert (out / "_static" / sphinx_plotly.ZOOM).read_text() == sphinx_plotly.ZOOM_SCRIPT
+    for page in ("index.html", "plain.html"):
+        assert (out / page).read_text().count(f'src="_static/{sphinx_plotly.ZOOM}') == 1, page

@@ -4,6 +4,7 @@ served by `tensorboard --logdir` on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -167,3 +168,38 @@ def test_tensorboard_serves_the_export(cached, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_a_lab_exports_the_runs_its_execution_used(cached, tmp_path, capsys, monkeypatch):
+    """`--lab NAME`: the executed notebook lists the keys its kernel asked `runs` for, and the
+    export writes exactly those runs."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    from dlcourse import execution, labs
+
+    cache, key = cached
+    root = tmp_path / "course"
+    (root / "notebooks").mkdir(parents=True)
+    params = new_code_cell("epochs = 2")
+    params.metadata["tags"] = ["parameters"]
+    cell = (f"from dlcourse import runs\nspec = {SPEC_FIELDS!r}\n"
+            "result = runs.sweep([dict(spec, epochs=epochs)])['result'][0]\nprint(result.key)")
+    nb = new_notebook(cells=[new_markdown_cell("# Lab 1: Runs"), params, new_code_cell(cell)],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, root / "notebooks" / "lab01_runs.ipynb")
+    monkeypatch.setenv("DLCOURSE_CACHE", str(cache))  # the kernel finds the run cached: nothing trains
+    monkeypatch.setenv("DLCOURSE_DATA", str(real_data_root()))
+    lab = labs.discover(root)[0]
+    executed = execution.execute(lab, {"epochs": 2}, root / "book" / "labs", root=root, timeout=300)
+    assert execution.made(executed)["runs"] == [key]
+    assert execution.RUN_LOG not in os.environ  # the variable was the kernel's only
+    assert not list((root / "book" / "labs").glob(".*"))  # nor is its log left behind
+    out = tmp_path / "tb"
+    code = cli.main(["runs", "export", "--tensorboard", str(out), "--cache", str(cache), "--root", str(root),
+                     "--lab", "runs"])
+    assert code == 0, capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == [key]
+    capsys.readouterr()
+    assert cli.main(["runs", "export", "--tensorboard", str(out), "--root", str(root), "--lab", "nope"]) == 2
+    assert "matches no lab" in capsys.readouterr().err

@@ -31,6 +31,9 @@ from .cache import _pid_alive
 from .labs import Lab, check_names, default_root
 
 STAMP_KEY = "dlcourse"  # notebook metadata key holding the stamp
+#: The file a lab's kernel lists the keys of its runs in (`runs.schedule.record_use` reads the
+#: same variable); they end up in the executed notebook's metadata, under STAMP_KEY.
+RUN_LOG = "DLCOURSE_RUN_LOG"
 # Cells shown collapsed in the book, with the label of their toggle.
 HIDDEN_TAGS = {"parameters": "Show the lab's default parameters",
                "injected-parameters": "Show the parameters of this run"}
@@ -183,8 +186,9 @@ def kernel_name() -> str:
     return "dlcourse"
 
 
-def _finish(nb, lab: Lab, params: dict, stamp_value: str, profile: str | None):
-    """Collapse the parameter cells in the book and record how the notebook was made."""
+def _finish(nb, lab: Lab, params: dict, stamp_value: str, profile: str | None, runs: list[str] | None = None):
+    """Collapse the parameter cells in the book and record how the notebook was made (and the
+    keys of the cached runs it used, for `dlcourse runs export --lab`)."""
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         labels = [HIDDEN_TAGS[t] for t in tags if t in HIDDEN_TAGS]
@@ -193,7 +197,8 @@ def _finish(nb, lab: Lab, params: dict, stamp_value: str, profile: str | None):
                 tags.append("hide-input")
             cell.metadata.setdefault("mystnb", {})["code_prompt_show"] = labels[-1]
     nb.metadata[STAMP_KEY] = {"stamp": stamp_value, "lab": lab.stem, "profile": profile,
-                              "parameters": json.loads(json.dumps(params, default=str))}
+                              "parameters": json.loads(json.dumps(params, default=str)),
+                              "runs": runs or []}
     return nb
 
 
@@ -235,6 +240,8 @@ def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | o
     if kept:  # if this run dies, even by SIGKILL, the old copy already says it is not current
         mark_stale(target, f"a run started {time.strftime('%Y-%m-%d %H:%M:%S')} (pid {os.getpid()}) did not finish")
     tmp = _temporary(target)
+    run_log = tmp.with_suffix(".runs")
+    os.environ[RUN_LOG] = str(run_log)  # the kernel inherits it and lists the runs the lab asks for
     try:
         try:
             nb = papermill.execute_notebook(
@@ -256,7 +263,8 @@ def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | o
                       file=sys.stderr, flush=True)
             raise
         else:
-            nbformat.write(_finish(nb, lab, params, stamp_value, profile), tmp)
+            used = list(dict.fromkeys(run_log.read_text().split())) if run_log.exists() else []
+            nbformat.write(_finish(nb, lab, params, stamp_value, profile, used), tmp)
             _publish(tmp, target)
             return target
         if kept:
@@ -265,6 +273,8 @@ def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | o
                           f"(the next `dlcourse book` re-executes it).",)
         raise error
     finally:
+        os.environ.pop(RUN_LOG, None)
+        run_log.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
 
 

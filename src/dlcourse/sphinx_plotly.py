@@ -1,4 +1,5 @@
-"""Sphinx extension: the book serves plotly.js itself, once for the whole site.
+"""Sphinx extension: the book serves plotly.js itself, once for the whole site, and opens any
+figure at full resolution on click.
 
 The interactive figures (`dlcourse.plots.interactive`) are written without plotly.js
 (`include_plotlyjs=False`), since inlining it would add 4.8 MB to every figure. This extension
@@ -7,6 +8,10 @@ an up-to-date copy is left alone) and adds a `<script>` for it to each page that
 Plotly figure, so a page without one does not load it and the browser fetches it once for the
 site. It loads before any require.js a page may carry (lower priority number), so that
 plotly.js defines the global `Plotly` the figures call rather than an AMD module.
+
+Figures are drawn at twice their displayed resolution (`dlcourse.plots.figure`) and shrunk to
+the text column; `ZOOM_SCRIPT` (written as `_static/figure-zoom.js`, loaded on every page) shows
+a clicked figure at its full size in an overlay that a click or Escape closes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,42 @@ from sphinx.application import Sphinx
 SCRIPT = "plotly.min.js"
 FIGURE_CLASS = 'class="plotly-graph-div"'
 PRIORITY = 200  # before Sphinx's default 500 and myst-nb's require.js
+ZOOM = "figure-zoom.js"
+ZOOM_SCRIPT = """// Click a figure to see it at full resolution; a click or Escape closes it (dlcourse.sphinx_plotly).
+(() => {
+  const css = ".dlc-zoomable{cursor:zoom-in}"
+    + ".dlc-zoom{position:fixed;inset:0;z-index:2000;overflow:auto;background:rgba(255,255,255,.97);cursor:zoom-out}"
+    + ".dlc-zoom img{display:block;margin:1rem auto;max-width:none!important;height:auto}"
+    + "@media print{.dlc-zoom{display:none!important}}";
+  function close() { document.querySelectorAll(".dlc-zoom").forEach(z => z.remove()); }
+  function open(img) {
+    close();
+    const overlay = document.createElement("div");
+    overlay.className = "dlc-zoom";
+    overlay.setAttribute("role", "dialog");
+    overlay.setAttribute("aria-label", "figure at full resolution (click or Escape to close)");
+    const big = document.createElement("img");
+    big.src = img.currentSrc || img.src;
+    big.alt = img.alt;
+    big.style.width = img.naturalWidth + "px";
+    overlay.appendChild(big);
+    overlay.addEventListener("click", close);
+    document.body.appendChild(overlay);
+  }
+  function setup() {
+    const style = document.createElement("style");
+    style.textContent = css;
+    document.head.appendChild(style);
+    document.querySelectorAll("article .cell_output img:not(.dlc-print), article figure img").forEach(img => {
+      img.classList.add("dlc-zoomable");
+      // Sphinx links a sized image to its file: open it here instead of leaving the page
+      img.addEventListener("click", e => { e.preventDefault(); open(img); });
+    });
+    document.addEventListener("keydown", e => { if (e.key === "Escape") close(); });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", setup); else setup();
+})();
+"""
 
 
 def plotly_source() -> Path:
@@ -45,12 +86,29 @@ def _add_to_figure_pages(app: Sphinx, pagename: str, templatename: str, context:
         app.add_js_file(SCRIPT, priority=PRIORITY)  # for this page only (Sphinx resets per page)
 
 
+def write_zoom(static: Path) -> None:
+    """Write the zoom script into `static` unless it is there already, unchanged."""
+    target = Path(static) / ZOOM
+    if not target.is_file() or target.read_text() != ZOOM_SCRIPT:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(ZOOM_SCRIPT)
+
+
 def _copy(app: Sphinx, exception) -> None:
     if exception is None and app.builder.format == "html":
         copy_script(Path(app.outdir) / "_static")
+        write_zoom(Path(app.outdir) / "_static")
+
+
+def _quiet_plotly_json(app: Sphinx, config) -> None:
+    """A twin's notebook output also carries the Plotly JSON (JupyterLab draws it); myst-nb has
+    no renderer for that type and warns for every figure, though it shows the output's HTML."""
+    config.suppress_warnings = [*config.suppress_warnings, "mystnb.unknown_mime_type"]
 
 
 def setup(app: Sphinx) -> dict:
+    app.add_js_file(ZOOM)  # every page: any page may show a figure
+    app.connect("config-inited", _quiet_plotly_json)
     app.connect("html-page-context", _add_to_figure_pages)
     app.connect("build-finished", _copy)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

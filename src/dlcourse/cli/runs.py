@@ -89,7 +89,13 @@ def _clear(args) -> int:
 def _export(args) -> int:
     from ..tensorboard_export import export  # lazy: it imports torch's SummaryWriter
 
-    written, skipped = export(args.tensorboard, args.keys, cache=args.cache)
+    keys = list(args.keys)
+    for name in args.lab:
+        keys += _lab_keys(name, args)
+    if args.lab and not keys:
+        print("the executed labs name no runs", file=sys.stderr)
+        return 1
+    written, skipped = export(args.tensorboard, keys, cache=args.cache)
     for run in written:
         print(f"{run.key}  {run.epochs} epochs, {run.steps} steps, {len(run.tags)} scalar tags, "
               f"{len(run.hparams)} hparams -> {run.folder}")
@@ -97,6 +103,21 @@ def _export(args) -> int:
         print(f"{key}  SKIPPED: corrupt ({reason})")
     print(f"wrote {len(written)} runs to {args.tensorboard}; view them with: tensorboard --logdir {args.tensorboard}")
     return 1 if skipped else 0
+
+
+def _lab_keys(name: str, args) -> list[str]:
+    """The keys of the runs lab `name` used in its last execution (kept in the executed notebook)."""
+    from .. import execution, labs
+    from .labs import _out_dir, _rooted
+
+    args = _rooted(args)
+    lab = labs.select([name], labs.discover(args.root))[0]
+    notebook = lab.output(_out_dir(args))
+    record = execution.made(notebook)
+    if "runs" not in record:
+        raise ValueError(f"lab={name!r} is not valid: {notebook} is missing or was executed before labs listed "
+                         f"their runs; run `dlcourse labs run {lab.name}` first")
+    return list(record["runs"])
 
 
 def register(sub) -> None:
@@ -117,8 +138,12 @@ def register(sub) -> None:
     clear.add_argument("--cache", default=None, help=cache_help)
     clear.set_defaults(func=_clear)
     export = runs_sub.add_parser("export", help="write cached runs as TensorBoard event files (one folder per key)")
-    export.add_argument("keys", nargs="*", help="keys or unique prefixes (default: every entry)")
+    export.add_argument("keys", nargs="*", help="keys or unique prefixes (default, without --lab: every entry)")
     export.add_argument("--tensorboard", required=True, metavar="DIR",
                         help="folder for `tensorboard --logdir DIR` (a run's earlier export there is replaced)")
+    export.add_argument("--lab", action="append", default=[], metavar="NAME",
+                        help="also the runs this lab's last execution used (repeatable)")
+    export.add_argument("--root", default=None, help="the course (default: the project holding dlcourse)")
+    export.add_argument("--out", default=None, help="the executed labs (default: <root>/book/labs)")
     export.add_argument("--cache", default=None, help=cache_help)
     export.set_defaults(func=_export)

@@ -1,38 +1,138 @@
-"""Learning curves (`metric_curves`) and wall-time bars, drawn from long-form frames of run histories."""
+"""Learning curves (`metric_curves`, with its interactive twin) and wall-time bars, drawn from
+long-form frames of run histories."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import Normalize, to_hex
+from matplotlib.lines import Line2D
 
-from . import label
+from . import RAMP, figure, label, palette
 
 
 def wall_time(frame: pd.DataFrame, x: str = "label", y: str = "seconds", hue: str | None = None, title: str | None = None):
     """Bar chart of training time per configuration, in seconds (several seeds: mean, ± 1 std bar)."""
-    g = sns.catplot(data=frame, x=x, y=y, hue=hue, kind="bar", errorbar="sd", height=3.2, aspect=1.6)
-    g.set_axis_labels(label(x), "wall time (s)")
+    fig, axes = figure.subplots(1, 1, row_height=3.2, width=0.75 * figure.COLUMN_INCHES)
+    ax = axes[0, 0]
+    levels = order(frame[hue]) if hue else []
+    sns.barplot(data=frame, x=x, y=y, hue=hue, hue_order=levels or None, errorbar="sd", ax=ax,
+                palette=colours(frame[hue], levels) if hue else None, color=None if hue else palette(1)[0])
+    ax.set_xlabel(label(x))
+    ax.set_ylabel("wall time (s)")
+    if hue:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=label(hue))
     if title:
-        g.figure.suptitle(title, y=1.03)
-    return g
+        ax.set_title(title)
+    return figure.finish(fig)
+
+
+def numeric(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def order(values: pd.Series) -> list:
+    """seaborn's order of a column's values: its categories, else numbers sorted, else first appearance."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return list(values.cat.categories)
+    unique = [v for v in pd.unique(values) if pd.notna(v)]
+    return sorted(unique) if numeric(values) else unique
+
+
+def colours(values: pd.Series, levels: list) -> dict:
+    """One colour per hue level, each readable on white: the course palette for categories, the
+    course ramp for a numeric hue (widths, batch sizes)."""
+    if numeric(values):
+        norm = Normalize(min(levels), max(levels)) if len(levels) > 1 else (lambda v: 1.0)
+        return {v: to_hex(RAMP(norm(v))) for v in levels}
+    return dict(zip(levels, palette(len(levels))))
+
+
+def name(value) -> str:
+    return format(value) if not isinstance(value, float) else f"{value:g}"
+
+
+class Panel(NamedTuple):
+    row: int
+    column: int
+    metric: str
+    value: object  # the `col` value drawn in the panel; None without `col`
+
+
+@dataclass
+class CurvePlan:
+    """Everything `metric_curves` and its twin draw, decided once: the frame (a numeric hue made
+    categorical when asked), the metrics present, their y labels and log scales, the hue levels
+    in order with their colours, and the panels, at most `figure.MAX_PER_ROW` per row: one block
+    of rows per metric when `col` is given, each block wrapping the values of `col`."""
+
+    frame: pd.DataFrame
+    metrics: list[str]
+    ylabels: dict[str, str]
+    log_metrics: set
+    hues: list
+    colours: dict
+    panels: list[Panel]
+    shape: tuple[int, int]
+    xlabel: str
+    col: str | None
+
+    def title(self, panel: Panel) -> str:
+        return f"{self.col} = {name(panel.value)}" if self.col else self.ylabels[panel.metric]
+
+    def part(self, panel: Panel) -> pd.DataFrame:
+        return self.frame if self.col is None else self.frame[self.frame[self.col] == panel.value]
+
+    def bottom(self, panel: Panel) -> bool:
+        """Whether no panel lies below this one (it carries the x label)."""
+        return not any(p.column == panel.column and p.row > panel.row for p in self.panels)
 
 
 def curve_inputs(frame: pd.DataFrame, metrics: Sequence[str], hue: str, ylabels: dict[str, str] | None,
-                 logy: bool | Sequence[str], categorical: bool) -> tuple[pd.DataFrame, list[str], dict, set]:
-    """What `metric_curves` and its interactive twin plot, decided once: the metrics present in
-    the frame (an error if none is), each metric's y label, the frame with a numeric `hue` made
-    categorical in first-seen order when asked, and the metrics drawn on a log scale."""
+                 logy: bool | Sequence[str], categorical: bool, col: str | None = None, x: str = "epoch",
+                 xlabel: str | None = None, col_wrap: int = figure.MAX_PER_ROW) -> CurvePlan:
+    """The `CurvePlan` of `metric_curves` (an error if no metric is in the frame)."""
     metrics = [m for m in metrics if m in frame.columns]
     if not metrics:
         raise ValueError(f"none of the metrics is in the frame; it has {list(frame.columns)}")
     ylabels = {m: (ylabels or {}).get(m, label(m)) for m in metrics}
     if categorical and hue in frame.columns:
-        order = list(dict.fromkeys(frame[hue]))
-        frame = frame.assign(**{hue: pd.Categorical(frame[hue].astype(str), [str(v) for v in order])})
+        first_seen = list(dict.fromkeys(frame[hue]))
+        frame = frame.assign(**{hue: pd.Categorical(frame[hue].astype(str), [str(v) for v in first_seen])})
     log_metrics = set(metrics) if logy is True else set(logy or ())
-    return frame, metrics, ylabels, log_metrics
+    hues = order(frame[hue])
+    per_row = min(col_wrap, figure.MAX_PER_ROW)
+    if col is None:
+        rows, cols = figure.grid_shape(len(metrics), per_row)
+        panels = [Panel(i // cols, i % cols, m, None) for i, m in enumerate(metrics)]
+    else:
+        values = order(frame[col])
+        block, cols = figure.grid_shape(len(values), per_row)
+        rows = block * len(metrics)
+        panels = [Panel(i * block + j // cols, j % cols, m, v)
+                  for i, m in enumerate(metrics) for j, v in enumerate(values)]
+    return CurvePlan(frame, metrics, ylabels, log_metrics, hues, colours(frame[hue], hues), panels, (rows, cols),
+                     xlabel or label(x), col)
+
+
+class Grid:
+    """What `metric_curves` returns: the figure, its axes as rows × columns and its legend (as
+    seaborn's FacetGrid offers them); a notebook cell that ends with it shows the figure and,
+    in the book, its interactive twin (`twin`)."""
+
+    def __init__(self, fig: figure.CourseFigure, axes, legend):
+        self.figure, self.axes, self.legend = fig, axes, legend
+
+    @property
+    def twin(self):
+        return self.figure.twin
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.figure._repr_mimebundle_(include, exclude)
 
 
 def metric_curves(
@@ -47,67 +147,75 @@ def metric_curves(
     logy: bool | Sequence[str] = False,
     sharey: str | bool = "row",
     title: str | None = None,
-    height: float = 3.0,
+    height: float = 2.6,
     categorical: bool = False,
-):
-    """Learning curves with every axis labelled: one row per metric, one column per value of `col`
-    (or one panel per metric when `col` is None), one line per value of `hue`: with several
-    runs (seeds) per line, their mean with a band of ± one standard deviation (no bootstrap, so
-    the figure is the same on every build).
+    col_wrap: int = figure.MAX_PER_ROW,
+) -> Grid:
+    """Learning curves with every axis labelled: one block of panels per metric, one panel per
+    value of `col` (or one panel per metric when `col` is None), at most three side by side
+    (`col_wrap`: fewer), one line per value of `hue`: with several runs (seeds) per line, their
+    mean with a band of ± one standard deviation (no bootstrap, so the figure is the same on
+    every build). The figure fits the book's text column; its interactive twin
+    (`plots.interactive.metric_curves`, same arguments) comes with it.
 
-    `x` may be `epoch` or `elapsed` (wall time, seconds); `xlabel` / `ylabels` override the
-    default labels (e.g. to name the loss and its unit). Panels of a row share their y axis, so
-    columns compare at a glance. `logy`: True for every panel, or the metrics to draw on a log
-    scale (e.g. the losses but not the accuracies). `categorical`: colour a numeric `hue` (batch
-    sizes, say) with distinct colours instead of one graded ramp.
+    `x` may be `epoch`, `step` or `elapsed` (wall time, seconds); `xlabel` / `ylabels` override
+    the default labels (e.g. to name the loss and its unit). `sharey="row"`: the panels of one
+    metric share their y axis, so columns compare at a glance (True: all panels; False: none).
+    `logy`: True for every panel, or the metrics to draw on a log scale. `categorical`: colour a
+    numeric `hue` (batch sizes, say) with distinct colours instead of one graded ramp.
+    `height`: inches per row of panels.
     """
-    frame, metrics, ylabels, log_metrics = curve_inputs(frame, metrics, hue, ylabels, logy, categorical)
-    ids = [c for c in dict.fromkeys([hue, col, x]) if c]
-    long = frame.melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
-    many = long[x].nunique() >= 15
-    if col is None:
-        facet = {"col": "metric", "col_order": metrics}
-        sharey = False
-    else:
-        facet = {"col": col, "row": "metric", "row_order": metrics}
-    g = sns.relplot(data=long, x=x, y="value", hue=hue, kind="line", errorbar="sd", marker=None if many else "o",
-                    markersize=4, height=height, aspect=1.2, facet_kws={"sharey": sharey, "margin_titles": False},
-                    **facet)
-    if col is not None:
-        for i, m in enumerate(metrics):
-            for j, name in enumerate(g.col_names):
-                ax = g.axes[i, j]
-                ax.set_title(f"{col} = {format(name)}" if i == 0 else "")
-                ax.set_ylabel(ylabels[m] if j == 0 else "")
-    else:
-        for ax, m in zip(g.axes.flat, metrics):
-            ax.set_title(ylabels[m])
-            ax.set_ylabel(ylabels[m])
-    for ax in g.axes[-1]:
-        ax.set_xlabel(xlabel or label(x))
-    if logx:
-        g.set(xscale="log")
     from matplotlib.ticker import MaxNLocator
 
-    for i, row in enumerate(g.axes):
-        for j, ax in enumerate(row):
-            if (metrics[j] if col is None else metrics[i]) in log_metrics:
-                ax.set_yscale("log")
-                _plain_log_ticks(ax.yaxis)
-    for ax in g.axes.flat:
+    plan = curve_inputs(frame, metrics, hue, ylabels, logy, categorical, col, x, xlabel, col_wrap)
+    fig, axes = figure.subplots(*plan.shape, row_height=height,
+                                width=None if plan.shape[1] > 1 else 0.6 * figure.COLUMN_INCHES)
+    many = plan.frame[x].nunique() >= 15
+    for p in plan.panels:
+        ax = axes[p.row, p.column]
+        sns.lineplot(data=plan.part(p), x=x, y=p.metric, hue=hue, hue_order=plan.hues, palette=plan.colours,
+                     errorbar="sd", marker=None if many else "o", markersize=4, legend=False, ax=ax)
+        ax.set_title(plan.title(p))
+        ax.set_ylabel(plan.ylabels[p.metric] if p.column == 0 or col is None or sharey is False else "")
+        ax.set_xlabel(plan.xlabel if plan.bottom(p) else "")
+        if p.metric in plan.log_metrics:
+            ax.set_yscale("log")
+            plain_log_ticks(ax.yaxis)
+        if logx:
+            ax.set_xscale("log")
+            plain_log_ticks(ax.xaxis)
         if x == "epoch":  # whole epochs only; one tick for a one-epoch run, not a crowd of fractions
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        if logx:
-            _plain_log_ticks(ax.xaxis)
-    # relplot laid the figure out before these labels existed: lay it out again so a long y label
-    # of a right-hand panel does not run into its left neighbour (the legend keeps its room)
-    g.tight_layout()
+    figure.hide_unused(axes, {(p.row, p.column) for p in plan.panels})
+    _share_y(axes, plan.panels, sharey)
+    handles = [Line2D([], [], color=plan.colours[h], marker="o", markersize=4, lw=1.6, label=name(h))
+               for h in plan.hues]
+    legend = fig.legend(handles=handles, title=label(hue), loc="outside right upper", frameon=False)
     if title:
-        g.figure.suptitle(title, y=1.03)
-    return g
+        fig.suptitle(title)
+    from .interactive import metric_curves as twin
+
+    kwargs = dict(metrics=metrics, hue=hue, col=col, x=x, xlabel=xlabel, ylabels=ylabels, logx=logx, logy=logy,
+                  sharey=sharey, title=title, height=height, categorical=categorical, col_wrap=col_wrap)
+    figure.finish(fig, twin=lambda: twin(frame, **kwargs))
+    return Grid(fig, axes, legend)
 
 
-def _plain_log_ticks(axis) -> None:
+def _share_y(axes, panels: list[Panel], sharey: str | bool) -> None:
+    """One y range for the panels of a metric (`sharey="row"`) or for all of them (True)."""
+    if sharey is False or sharey == "none":
+        return
+    groups: dict = {}
+    for p in panels:
+        groups.setdefault(p.metric if sharey in ("row", "col") else None, []).append(axes[p.row, p.column])
+    for members in groups.values():
+        if len(members) > 1:
+            low = min(ax.get_ylim()[0] for ax in members)
+            high = max(ax.get_ylim()[1] for ax in members)
+            for ax in members:
+                ax.set_ylim(low, high)
+
+def plain_log_ticks(axis) -> None:
     """Log-axis ticks at 1, 2 and 5 times powers of ten, written as plain numbers (0.2, not 2×10⁻¹)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -128,21 +236,20 @@ def metric_vs_params(
 ):
     """One point per run: a final number (default test accuracy) against the parameter count
     (log scale), coloured by `hue` and shaped by `style`, with lines joining each `hue` group."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    fig, axes = figure.subplots(1, 1, row_height=3.6, width=0.8 * figure.COLUMN_INCHES)
+    ax = axes[0, 0]
     data = frame.sort_values(x)
-    sns.scatterplot(data=data, x=x, y=y, hue=hue, style=style, s=80, palette="colorblind", ax=ax)
-    if hue is not None:
-        for i, (_, part) in enumerate(data.groupby(hue, sort=True)):
-            ax.plot(part[x], part[y], color=sns.color_palette("colorblind")[i % 10], alpha=0.4, lw=1)
+    levels = sorted(data[hue].unique()) if hue is not None else []
+    hues = dict(zip(levels, palette(len(levels))))
+    sns.scatterplot(data=data, x=x, y=y, hue=hue, style=style, s=80, palette=hues or None, ax=ax)
+    for level, part in data.groupby(hue, sort=True) if hue is not None else ():
+        ax.plot(part[x], part[y], color=hues[level], alpha=0.4, lw=1)
     if logx:
         ax.set_xscale("log")
-        _plain_log_ticks(ax.xaxis)
+        plain_log_ticks(ax.xaxis)
     ax.set_xlabel("trainable parameters (count, log scale)" if x == "params" else label(x))
     ax.set_ylabel(ylabel or label(y))
     if title:
         ax.set_title(title)
-    ax.legend(loc="best", fontsize="small", frameon=True)
-    fig.tight_layout()
-    return fig
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return figure.finish(fig)

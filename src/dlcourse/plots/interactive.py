@@ -1,9 +1,10 @@
 """Interactive (Plotly) twins of the course's figures, for the HTML book and JupyterLab.
 
 `metric_curves` takes the same long frame and the same arguments as `plots.curves.metric_curves`
-(what is plotted, labels, orders, log axes) and returns a Plotly figure: hovering a point shows
-the run, the epoch and the value; clicking a legend entry hides or shows that run in every panel.
-The seaborn figure stays the one for print, PDF and nbval.
+and draws the same `curves.CurvePlan` (panels, orders, colours, labels, log axes) as a Plotly
+figure: hovering a point shows the run, the epoch and the value; clicking a legend entry hides or
+shows that run in every panel. `plots.curves.metric_curves` attaches it to its static figure
+(`plots.figure.CourseFigure`), which stays the one for print, PDF and nbval.
 
 `Interactive(fig)` (or `show(fig)`) is what a notebook cell outputs. Its HTML is the figure
 without plotly.js (`to_html(full_html=False, include_plotlyjs=False)`): the book loads
@@ -18,44 +19,25 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from matplotlib.colors import Normalize, to_hex
 
-from . import label
-from .curves import curve_inputs
+from . import figure, label
+from .curves import curve_inputs, name
 
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
+PLOTLY_MIME = figure.PLOTLY_MIME
 #: Browser options of every figure: resize with the page, no Plotly logo in the toolbar.
 CONFIG = {"responsive": True, "displaylogo": False}
-PIXELS_PER_INCH = 96
+#: Most points a line of the twin carries; a longer one (per-step curves) keeps every k-th
+#: point, so that a page stays small (its figure data is in the page's HTML).
+MAX_POINTS = 300
 
 
-def _numeric(values: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-
-
-def _order(values: pd.Series) -> list:
-    """seaborn's order of a column's values: its categories, else numbers sorted, else first appearance."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return list(values.cat.categories)
-    unique = [v for v in pd.unique(values) if pd.notna(v)]
-    return sorted(unique) if _numeric(values) else unique
-
-
-def _colours(values: pd.Series, levels: list) -> dict:
-    """The colour seaborn gives each hue level: the course's palette for categories (husl past its
-    length), seaborn's default cubehelix ramp for a numeric hue."""
-    if _numeric(values):
-        cmap = sns.color_palette("ch:", as_cmap=True)
-        norm = Normalize(min(levels), max(levels))
-        return {v: to_hex(cmap(norm(v))) for v in levels}
-    n = len(levels)
-    palette = sns.color_palette(None, n) if n <= len(sns.color_palette()) else sns.color_palette("husl", n)
-    return {v: to_hex(c) for v, c in zip(levels, palette)}
-
-
-def _name(value) -> str:
-    return format(value) if not isinstance(value, float) else f"{value:g}"
+def thin(stats: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
+    """Every k-th row of `stats` (and its last) so that at most about `limit` remain."""
+    if len(stats) <= limit:
+        return stats
+    step = -(-len(stats) // limit)
+    keep = sorted(set(range(0, len(stats), step)) | {len(stats) - 1})
+    return stats.iloc[keep]
 
 
 def metric_curves(
@@ -70,77 +52,125 @@ def metric_curves(
     logy: bool | Sequence[str] = False,
     sharey: str | bool = "row",
     title: str | None = None,
-    height: float = 3.0,
+    height: float = 2.6,
     categorical: bool = False,
+    col_wrap: int = figure.MAX_PER_ROW,
+    band: str = "sd",
 ):
-    """The interactive twin of `plots.curves.metric_curves` (same arguments, same panels, orders,
-    colours and labels): one row per metric, one column per value of `col` (or one panel per
-    metric when `col` is None), one line per value of `hue`. Where several rows share a hue value
-    and x in a panel (seeds, say), the line is their mean and the band ± one standard deviation,
-    as on the static figure.
+    """The interactive twin of `plots.curves.metric_curves` (same arguments, and the same
+    `CurvePlan`: panels, orders, colours and labels). Where several rows share a hue value and x
+    in a panel (seeds, say), the line is their mean and the band ± one standard deviation, as on
+    the static figure (`band="range"`: from the lowest to the highest run, as
+    `plots.approximation.loss_curves` draws it); hovering a point shows the run, x and the value; a legend click toggles
+    the run in every panel.
     """
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
-    frame, metrics, ylabels, log_metrics = curve_inputs(frame, metrics, hue, ylabels, logy, categorical)
-    xlabel = xlabel or label(x)
-    hues = _order(frame[hue])
-    colours = _colours(frame[hue], hues)
-    many = frame[x].nunique() >= 15
-
-    if col is None:
-        panels = [(1, j + 1, m, frame) for j, m in enumerate(metrics)]
-        shape, titles, shared = (1, len(metrics)), [ylabels[m] for m in metrics], False
-    else:
-        values = _order(frame[col])
-        panels = [(i + 1, j + 1, m, frame[frame[col] == v])
-                  for i, m in enumerate(metrics) for j, v in enumerate(values)]
-        shape = (len(metrics), len(values))
-        titles = [f"{col} = {_name(v)}" if i == 0 else "" for i in range(len(metrics)) for v in values]
-        shared = {"row": "rows", True: "all", "all": "all", "col": "columns"}.get(sharey, False)
-    fig = make_subplots(rows=shape[0], cols=shape[1], subplot_titles=titles, shared_yaxes=shared,
-                        horizontal_spacing=0.08 if shared else 0.12, vertical_spacing=0.12)
-
+    plan = curve_inputs(frame, metrics, hue, ylabels, logy, categorical, col, x, xlabel, col_wrap)
+    rows, cols = plan.shape
+    many = plan.frame[x].nunique() >= 15
+    titles = [""] * (rows * cols)
+    for p in plan.panels:
+        titles[p.row * cols + p.column] = plan.title(p)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.1,
+                        vertical_spacing=min(0.3, 0.5 / rows) if rows > 1 else 0.12)
     shown = set()
-    for row, column, metric, part in panels:
-        ylabel = ylabels[metric]
-        for h in hues:
-            points = part.loc[part[hue] == h, [x, metric]].dropna()
+    for p in plan.panels:
+        part, ylabel, row, column = plan.part(p), plan.ylabels[p.metric], p.row + 1, p.column + 1
+        for h in plan.hues:
+            points = part.loc[part[hue] == h, [x, p.metric]].dropna()
             if points.empty:
                 continue
-            stats = points.groupby(x, sort=True)[metric].agg(["mean", "std", "count"])
-            group = _name(h)
+            stats = thin(points.groupby(x, sort=True)[p.metric].agg(["mean", "std", "count", "min", "max"]))
+            group = name(h)
             several = bool((stats["count"] > 1).any())
-            template = (f"{label(hue)}: {group}<br>{xlabel}: %{{x}}<br>{ylabel}: %{{y:.4g}}"
+            template = (f"{label(hue)}: {group}<br>{plan.xlabel}: %{{x}}<br>{ylabel}: %{{y:.4g}}"
                         + ("<br>mean of %{customdata} runs" if several else "") + "<extra></extra>")
             if several:  # the band first, so the line draws over it
                 half = stats["std"].fillna(0.0)
+                low, high = (stats["min"], stats["max"]) if band == "range" else (stats["mean"] - half,
+                                                                                    stats["mean"] + half)
                 fig.add_trace(go.Scatter(
                     x=list(stats.index) + list(stats.index[::-1]),
-                    y=list(stats["mean"] + half) + list((stats["mean"] - half)[::-1]),
-                    fill="toself", fillcolor=colours[h], opacity=0.2, line={"width": 0}, hoverinfo="skip",
+                    y=list(high) + list(low[::-1]),
+                    fill="toself", fillcolor=plan.colours[h], opacity=0.2, line={"width": 0}, hoverinfo="skip",
                     legendgroup=group, showlegend=False, name=group), row=row, col=column)
             fig.add_trace(go.Scatter(
                 x=stats.index.tolist(), y=stats["mean"].tolist(), customdata=stats["count"].tolist(),
                 mode="lines" if many else "lines+markers", name=group, legendgroup=group,
-                showlegend=group not in shown, line={"color": colours[h], "width": 2}, marker={"size": 6},
+                showlegend=group not in shown, line={"color": plan.colours[h], "width": 2}, marker={"size": 6},
                 hovertemplate=template), row=row, col=column)
             shown.add(group)
-        if column == 1 or col is None:
+        if p.column == 0 or col is None or sharey is False:
             fig.update_yaxes(title_text=ylabel, row=row, col=column)
-        if metric in log_metrics:
+        if p.metric in plan.log_metrics:
             fig.update_yaxes(type="log", row=row, col=column)
-        if row == shape[0]:
-            fig.update_xaxes(title_text=xlabel, row=row, col=column)
+        if plan.bottom(p):
+            fig.update_xaxes(title_text=plan.xlabel, row=row, col=column)
+    _share_y(fig, plan, sharey)
     if logx:
         fig.update_xaxes(type="log")
     if x == "epoch":  # whole epochs only, as on the static figure
-        fig.update_xaxes(tickformat="d", dtick=max(1, int(np.ceil(frame[x].max() / 10))))
+        fig.update_xaxes(tickformat="d", dtick=max(1, int(np.ceil(plan.frame[x].max() / 10))))
     fig.update_layout(
-        title=title, template="plotly_white", hovermode="closest",
+        title=title, template="plotly_white", hovermode="closest", font={"size": 12},
         legend={"title": {"text": label(hue)}, "groupclick": "togglegroup"},
-        height=int(shape[0] * height * PIXELS_PER_INCH) + 80 + (40 if title else 0),
+        height=int(rows * height * figure.CSS_DPI) + 80 + (40 if title else 0),
         margin={"l": 60, "r": 20, "t": 50 + (40 if title else 0), "b": 50})
+    fig.update_annotations(font_size=13)  # the panel titles
+    for p in range(rows * cols):  # hide the axes of panels left empty
+        if not any(q.row * cols + q.column == p for q in plan.panels):
+            suffix = "" if p == 0 else str(p + 1)
+            fig.layout["xaxis" + suffix].visible = False
+            fig.layout["yaxis" + suffix].visible = False
+    return fig
+
+
+def _share_y(fig, plan, sharey) -> None:
+    """Link the y axes of one metric's panels (`sharey="row"`) or of all panels (True): zooming
+    one zooms the others, as the static figure shares their range."""
+    if sharey is False or sharey == "none":
+        return
+    cols = plan.shape[1]
+    groups: dict = {}
+    for p in plan.panels:
+        groups.setdefault(p.metric if sharey in ("row", "col") else None, []).append(p.row * cols + p.column + 1)
+    for members in groups.values():
+        first = "y" if members[0] == 1 else f"y{members[0]}"
+        for index in members[1:]:
+            fig.layout["yaxis" + str(index)].matches = first
+
+
+def train_vs_heldout(history: pd.DataFrame, hue: str, x: str, plan: dict, title: str | None, height: float):
+    """The twin of `plots.landscape.train_vs_heldout`, from its `plan` (hue levels and colours,
+    and per panel its y label and {column: set name}): solid the training set, dashed the
+    held-out one; a legend click toggles a run's four lines; hovering names run, set and value."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(plan["panels"]), horizontal_spacing=0.12)
+    for column, (ylabel, sets) in enumerate(plan["panels"], start=1):
+        for level in plan["levels"]:
+            part = history[history[hue] == level]
+            for (source, set_name), dash in zip(sets.items(), ("solid", "dash")):
+                stats = thin(part.groupby(x, sort=True)[source].agg(["mean"]).dropna())
+                group = name(level)
+                fig.add_trace(go.Scatter(
+                    x=stats.index.tolist(), y=stats["mean"].tolist(), mode="lines+markers",
+                    name=f"{group}, {set_name}", legendgroup=group, showlegend=column == 1,
+                    line={"color": plan["colours"][level], "width": 2, "dash": dash}, marker={"size": 5},
+                    hovertemplate=(f"{label(hue)}: {group}<br>{set_name}<br>{plan['xlabel']}: %{{x}}"
+                                   f"<br>{ylabel}: %{{y:.4g}}<extra></extra>")), row=1, col=column)
+        fig.update_yaxes(title_text=ylabel, row=1, col=column)
+        fig.update_xaxes(title_text=plan["xlabel"], row=1, col=column)
+    if x == "epoch":
+        fig.update_xaxes(tickformat="d", dtick=max(1, int(np.ceil(history[x].max() / 10))))
+    fig.update_layout(
+        title=title, template="plotly_white", hovermode="closest", font={"size": 12},
+        legend={"title": {"text": label(hue)}, "groupclick": "togglegroup"},
+        height=int(height * figure.CSS_DPI) + 80 + (40 if title else 0),
+        margin={"l": 60, "r": 20, "t": 40 + (40 if title else 0), "b": 50})
     return fig
 
 

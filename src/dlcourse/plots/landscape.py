@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from . import label
+from . import figure, label
+from .curves import colours, order, plain_log_ticks
 
 LOSS_AXIS = "cross-entropy loss (nats)"
 ACC_AXIS = "accuracy (fraction correct)"
@@ -37,7 +37,7 @@ def interpolation(curve: pd.DataFrame, row: str | None = None, names: Mapping[st
     `names`: per row value, the names of model a and b, written in the panel titles.
     """
     rows = [None] if row is None else list(dict.fromkeys(curve[row]))
-    fig, axes = plt.subplots(len(rows), 2, figsize=(10, height * len(rows)), squeeze=False)
+    fig, axes = figure.subplots(len(rows), 2, row_height=height)
     for i, r in enumerate(rows):
         part = curve if r is None else curve[curve[row] == r]
         heading = "" if r is None else f"{r}: "
@@ -54,12 +54,11 @@ def interpolation(curve: pd.DataFrame, row: str | None = None, names: Mapping[st
                 ylabel = "loss (nats, log scale)"
             ax.set_xlabel(X_LABELS["alpha"])
             ax.set_ylabel(ylabel)
-            ax.set_title(heading.rstrip(": ") or ("loss" if metric == "loss" else "accuracy"), fontsize=10)
-            ax.legend(title=None, fontsize=8)
+            ax.set_title(heading.rstrip(": ") or ("loss" if metric == "loss" else "accuracy"))
+            ax.legend(title=None)
     if title:
-        fig.suptitle(title, y=1.0)
-    fig.tight_layout()
-    return fig
+        fig.suptitle(title)
+    return figure.finish(fig)
 
 
 def against(frame: pd.DataFrame, x: str, panels: Mapping[str, Sequence[str]], hue: str | None = None,
@@ -69,8 +68,9 @@ def against(frame: pd.DataFrame, x: str, panels: Mapping[str, Sequence[str]], hu
     Within a panel each metric is one line (e.g. train and test loss); with `hue`, one line per
     value of that column instead, and the panel must name a single metric.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.8, height), squeeze=False)
-    for ax, (ylabel, metrics) in zip(axes[0], panels.items()):
+    fig, axes = figure.subplots(*figure.grid_shape(len(panels)), row_height=height)
+    figure.hide_unused(axes, len(panels))
+    for ax, (ylabel, metrics) in zip(axes.flat, panels.items()):
         metrics = [m for m in metrics if m in frame.columns]
         if hue is not None:
             sns.lineplot(data=frame, x=x, y=metrics[0], hue=hue, marker="o", errorbar="sd", ax=ax)
@@ -81,17 +81,18 @@ def against(frame: pd.DataFrame, x: str, panels: Mapping[str, Sequence[str]], hu
                          errorbar="sd", ax=ax)
         if logx:
             ax.set_xscale("log")
-        ax.set_xlabel(X_LABELS.get(x, label(x)))
+            plain_log_ticks(ax.xaxis)
+        xlabel = X_LABELS.get(x, label(x))  # on two lines beside another panel: a third of the column is narrow
+        ax.set_xlabel(xlabel if len(panels) == 1 else xlabel.replace(" (", "\n(", 1))
         ax.set_ylabel(ylabel)
         if ax.get_legend() is not None:
             if hue is None and len(metrics) == 1:
                 ax.get_legend().remove()
             else:
-                ax.legend(title=hue, fontsize=8, title_fontsize=8)
+                ax.legend(title=hue)
     if title:
-        fig.suptitle(title, y=1.0)
-    fig.tight_layout()
-    return fig
+        fig.suptitle(title)
+    return figure.finish(fig)
 
 
 def sensitivity_panels(frame: pd.DataFrame, x: str = "batch_size", title: str | None = None):
@@ -113,18 +114,27 @@ def train_vs_heldout(history: pd.DataFrame, hue: str = "label", held_out: str = 
     missing = [c for c in (hue, x, "train_loss", f"{held_out}_loss") if c not in history.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in the frame; it has {list(history.columns)}")
-    fig, axes = plt.subplots(1, 2, figsize=(10, height), squeeze=False)
-    for ax, (metric, ylabel) in zip(axes[0], (("loss", LOSS_AXIS), ("acc", ACC_AXIS))):
-        cols = {f"train_{metric}": "training", f"{held_out}_{metric}": held_out_name}
-        long = history.melt(id_vars=[hue, x], value_vars=[c for c in cols if c in history.columns],
-                            var_name="set", value_name=metric)
-        long["set"] = long["set"].map(cols)
-        sns.lineplot(data=long, x=x, y=metric, hue=hue, style="set", errorbar="sd", ax=ax)
-        ax.set_xlabel(label(x))
+    levels = order(history[hue])
+    panels = [(ylabel, {f"train_{metric}": "training", f"{held_out}_{metric}": held_out_name})
+              for metric, ylabel in (("loss", LOSS_AXIS), ("acc", ACC_AXIS))]
+    plan = {"levels": levels, "colours": colours(history[hue], levels), "xlabel": label(x),
+            "panels": [(ylabel, {c: n for c, n in sets.items() if c in history.columns}) for ylabel, sets in panels]}
+    fig, axes = figure.subplots(1, 2, row_height=height)
+    for ax, (ylabel, sets) in zip(axes[0], plan["panels"]):
+        long = history.melt(id_vars=[hue, x], value_vars=list(sets), var_name="set", value_name="value")
+        long["set"] = long["set"].map(sets)
+        sns.lineplot(data=long, x=x, y="value", hue=hue, hue_order=levels, palette=plan["colours"], style="set",
+                     style_order=list(sets.values()), errorbar="sd", ax=ax)
+        ax.set_xlabel(plan["xlabel"])
         ax.set_ylabel(ylabel)
     axes[0, 0].get_legend().remove()
-    axes[0, 1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     if title:
-        fig.suptitle(title, y=1.0)
-    fig.tight_layout()
-    return fig
+        fig.suptitle(title)
+
+    def twin():
+        from .interactive import train_vs_heldout as draw
+
+        return draw(history, hue, x, plan, title, height)
+
+    return figure.finish(fig, twin)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
@@ -36,6 +37,19 @@ def _train_local(spec: RunSpec, key: str, store: Store, root, progress: bool) ->
     return _store(store, spec, key, history, model, seconds, env)
 
 
+#: A file that every run asked for appends its key to, when set: `dlcourse.execution.RUN_LOG`
+#: (the book layer, above this one) sets it for a lab's kernel and keeps the keys in the
+#: executed notebook, so `dlcourse runs export --lab` finds the runs of a lab's build.
+RUN_LOG = "DLCOURSE_RUN_LOG"
+
+
+def record_use(keys: Iterable[str]) -> None:
+    path = os.environ.get(RUN_LOG)
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write("".join(f"{k}\n" for k in keys))
+
+
 def run(spec: RunSpec | Mapping, force: bool = False, *, cache=None, root=None, progress: bool = False) -> Result:
     """Train `spec` (a RunSpec or a dict of its fields) or return its cached Result.
 
@@ -46,6 +60,7 @@ def run(spec: RunSpec | Mapping, force: bool = False, *, cache=None, root=None, 
     spec = as_spec(spec)
     store = Store(cache)
     key = spec.key
+    record_use([key])
     reported = None
     if not force:
         result, reported = _lookup(store, spec, key)
@@ -115,6 +130,7 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str = "local", *, force: 
     store = Store(cache)
     store.clean_partial()
     keys = [s.key for s in specs]
+    record_use(keys)
     unique = dict(zip(keys, specs))
     results: dict[str, Result] = {}
     todo: dict[str, RunSpec] = {}
