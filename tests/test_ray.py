@@ -41,13 +41,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray_start(args: list[str], env: dict) -> subprocess.Popen:
-    """`ray start ... --block` in a session of its own: the test stops it (and only it) by its group id."""
+def _ray_start(args: list[str], env: dict, log: Path, timeout: float = 240) -> subprocess.Popen:
+    """`ray start ... --block` in a session of its own (the test stops it, and only it, by its group
+    id), once it says that its node is up."""
     exe = Path(sys.executable).with_name("ray")
     cmd = [str(exe), "start", "--block", "--num-gpus", "0",
            "--object-store-memory", str(80 * 2**20), "--disable-usage-stats", *args]
-    return subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while "Ray runtime started" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail(f"`ray start {' '.join(args)}` did not come up:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """The process group of one `ray start`: its raylet, workers and (on the head) GCS."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=20)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _wait_for_nodes(address: str, n: int, procs, timeout: float = 180) -> None:
@@ -70,29 +92,21 @@ def cluster():
     mode = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
     # A loaded machine starts the nodes' agents slowly: give them 3 minutes, not Ray's 30 s.
-    env = {**os.environ, "DLCOURSE_DATA": str(data), "RAY_ADDRESS": "", "RAY_agent_register_timeout_ms": "180000"}
+    env = {**os.environ, "DLCOURSE_DATA": str(data), "RAY_ADDRESS": "", "RAY_agent_register_timeout_ms": "180000",
+           "RAY_raylet_start_wait_time_s": "180"}
     port = _free_port()
-    procs = [_ray_start(["--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard=false",
-                         "--temp-dir", str(temp / "ray")], env)]
+    procs = []
     try:
-        time.sleep(3)
-        procs.append(_ray_start(["--address", f"127.0.0.1:{port}", "--num-cpus", "1"], env))
+        procs.append(_ray_start(["--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard=false",
+                                 "--temp-dir", str(temp / "ray")], env, temp / "head.log"))
+        procs.append(_ray_start(["--address", f"127.0.0.1:{port}", "--num-cpus", "1"], env, temp / "node.log"))
         _wait_for_nodes(f"127.0.0.1:{port}", 2, procs)
         yield {"address": f"127.0.0.1:{port}", "data": data}
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        for proc in reversed(procs):  # the group of each `ray start`: its raylet, workers, GCS
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=20)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        for proc in reversed(procs):
+            _stop(proc)
         shutil.rmtree(temp, ignore_errors=True)
         if mode is None:
             os.environ.pop("RAY_AUTH_MODE", None)
