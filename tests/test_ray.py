@@ -45,7 +45,11 @@ def _ray_start(args: list[str], env: dict, log: Path, timeout: float = 240) -> s
     """`ray start ... --block` in a session of its own (the test stops it, and only it, by its group
     id), once it says that its node is up."""
     exe = Path(sys.executable).with_name("ray")
-    cmd = [str(exe), "start", "--block", "--num-gpus", "0",
+    # Agent ports given, not chosen by the agents: the raylet then does not wait for their port
+    # files (15 s, then it aborts; a loaded machine starts the agents more slowly than that).
+    ports = [f"--{name}={_free_port()}" for name in ("metrics-export-port", "dashboard-agent-grpc-port",
+                                                     "dashboard-agent-listen-port", "runtime-env-agent-port")]
+    cmd = [str(exe), "start", "--block", "--num-gpus", "0", *ports,
            "--object-store-memory", str(80 * 2**20), "--disable-usage-stats", *args]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
