@@ -411,3 +411,35 @@ def test_two_processes_on_one_spec_train_once(toy_env, tmp_path, fit_calls):
     finally:
         proc.kill()
     assert other_cached == "False" and float(other_acc) == result.metrics["test_acc"]
+
+
+# -- where sweeps train, and with how many threads -------------------------------------------------
+def test_backend_and_threads_come_from_the_argument_then_the_environment(monkeypatch):
+    from dlcourse import settings
+
+    monkeypatch.delenv("DLCOURSE_BACKEND", raising=False)
+    monkeypatch.delenv("DLCOURSE_THREADS", raising=False)
+    assert settings.backend() == "local" and settings.threads() is None
+    monkeypatch.setenv("DLCOURSE_BACKEND", "ray")
+    monkeypatch.setenv("DLCOURSE_THREADS", "3")
+    assert settings.backend() == "ray" and settings.backend("local") == "local"
+    assert settings.threads() == 3 and settings.threads(1) == 1
+    monkeypatch.setenv("DLCOURSE_THREADS", "none")
+    with pytest.raises(ValueError, match="threads='none' is not valid"):
+        settings.threads()
+    monkeypatch.setenv("DLCOURSE_BACKEND", "spark")
+    with pytest.raises(ValueError, match="backend='spark' is not valid; choose one of: local, ray"):
+        runs.sweep([tiny()], progress=False)
+
+
+def test_sweep_trains_with_the_threads_asked_and_restores_them(toy_env, monkeypatch):
+    seen = []
+    real_fit = train.fit
+    monkeypatch.setattr(train, "fit", lambda *a, **k: seen.append(torch.get_num_threads()) or real_fit(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # not 1, so that the sweep's setting shows
+    try:
+        runs.sweep([tiny(seed=21), tiny(seed=22), tiny(seed=23, hidden=(6,))], threads=1, progress=False)
+        assert seen == [1, 1] and torch.get_num_threads() == 2  # one stack of two, one alone; restored
+    finally:
+        torch.set_num_threads(before)
