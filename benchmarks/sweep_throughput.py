@@ -1,5 +1,5 @@
 """Sweep throughput: models trained one by one with `runs.run` versus as one stack
-(`sweep(backend="stacked")`), in seconds per model-epoch.
+(`sweep(specs)`, which stacks what it can), in seconds per model-epoch.
 
 (a) 8 MLPs 784-100-10, Adam, batch 64, one epoch of Fashion-MNIST (60,000 images), evaluated on
     the test set after the epoch; members differ in seed and lr (4 values, so 4 param groups).
@@ -53,9 +53,9 @@ def compare(make, args, tmp: str, tag: str) -> tuple[list, list, list, list, lis
         group = make(args.models, rep + 1)
         cache_a, cache_b = os.path.join(tmp, f"{tag}seq{rep}"), os.path.join(tmp, f"{tag}stk{rep}")
         sa, results = timed(lambda: [runs.run(s, cache=cache_a) for s in group])
-        sb, df = timed(runs.sweep, group, backend="stacked", cache=cache_b, progress=False)
+        sb, df = timed(runs.sweep, group, cache=cache_b, progress=False)
         assert not any(r.cached for r in results) and not df["cached"].any()
-        assert (df["backend"] == "stacked").all() and len(df.attrs["stacks"]) == 1, df["backend"].tolist()
+        assert (df["stack_size"] > 1).all() and len(df.attrs["stacks"]) == 1, df["stack_size"].tolist()
         seq_t.append(sa / len(group))
         stk_t.append(sb / len(group))
         ratios.append(sa / sb)
@@ -97,21 +97,21 @@ def main() -> None:
         decayed = []  # lab 8's case: every member its own (lr, weight decay), one param group each
         for rep in range(args.repeats):
             group = mlp_specs(args.models, 100 + rep, decays=True)
-            sb, _ = timed(runs.sweep, group, backend="stacked", cache=os.path.join(tmp, f"dec{rep}"), progress=False)
+            sb, _ = timed(runs.sweep, group, cache=os.path.join(tmp, f"dec{rep}"), progress=False)
             decayed.append(sb / len(group))
         cnn = compare(cnn_specs, args, tmp, "cnn") if not args.skip_cnn else None
 
         # Cached reruns: the last stacked sweep again (all hits), one hit, and a 20-spec sweep.
         group = mlp_specs(args.models, args.repeats)
         cache_b = os.path.join(tmp, f"mlpstk{args.repeats - 1}")
-        hit_t = [timed(runs.sweep, group, backend="stacked", cache=cache_b, progress=False)[0] for _ in range(3)]
+        hit_t = [timed(runs.sweep, group, cache=cache_b, progress=False)[0] for _ in range(3)]
         single_t = [timed(runs.run, group[0], cache=cache_b)[0] for _ in range(5)]
         big = mlp_specs(20, 99)
         cache_c = os.path.join(tmp, "big")
         t0 = time.perf_counter()
-        runs.sweep(big, backend="stacked", cache=cache_c, progress=False)
+        runs.sweep(big, cache=cache_c, progress=False)
         fill = time.perf_counter() - t0
-        big_t = [timed(runs.sweep, big, backend="stacked", cache=cache_c, progress=False)[0] for _ in range(3)]
+        big_t = [timed(runs.sweep, big, cache=cache_c, progress=False)[0] for _ in range(3)]
 
     ratio = report("mlp", "test accuracy", *mlp)
     print(f"mlp, 8 distinct (lr, weight decay) settings: stacked {spread(decayed)} per model-epoch, "

@@ -110,8 +110,8 @@ def test_run_on_gpu_is_cached_and_reloads_anywhere(toy_root, monkeypatch):
     on_gpu, on_cpu = again.model("cuda"), again.model("cpu")
     assert (metrics.predict(on_gpu, test) == metrics.predict(on_cpu, test.to("cpu"))).mean() >= 0.99
     assert metrics.accuracy(test.y, metrics.predict(on_gpu, test)) == pytest.approx(first.metrics["test_acc"], abs=1e-6)
-    swept = runs.sweep([spec.replace(lr=lr) for lr in (2e-3, 3e-3)], backend="stacked")
-    assert set(swept["backend"]) == {"stacked"}
+    swept = runs.sweep([spec.replace(lr=lr) for lr in (2e-3, 3e-3)])
+    assert set(swept["stack_size"]) == {2}
     assert all(r.env["device"] == "cuda" for r in swept["result"])
 
 

@@ -18,7 +18,9 @@ def _name(requirement: str) -> str:
 
 
 def test_pyproject_and_environment_list_the_same_packages():
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = [r for group in project.get("optional-dependencies", {}).values() for r in group]
+    pyproject = project["dependencies"] + extras  # conda users get the extras too
     env = yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"]
     pip_deps = next(d["pip"] for d in env if isinstance(d, dict))
     assert sorted(pyproject) == sorted(pip_deps)  # same names and the same version ranges

@@ -123,8 +123,8 @@ def test_invalid_combinations():
         runs.RunSpec(optimizer="nesterov", momentum=0.0)
     with pytest.raises(ValueError, match="channels"):
         runs.RunSpec(model="cnn", channels=[])
-    with pytest.raises(ValueError, match="backend='ray'.*local"):
-        runs.sweep([runs.RunSpec()], backend="ray")
+    with pytest.raises(ValueError, match="backend='spark'.*local, ray"):
+        runs.sweep([runs.RunSpec()], backend="spark")
     with pytest.raises(ValueError, match="not valid"):
         runs.sweep(runs.RunSpec().to_dict())
 
@@ -274,7 +274,7 @@ def test_eval_test_false_and_random_labels(toy_env, fit_calls):
 def test_sweep_frame_histories_and_resume(toy_env, fit_calls):
     specs = [tiny(seed=s, lr=lr) for s in (0, 1) for lr in (1e-3, 3e-3)]
     runs.run(specs[1])
-    df = runs.sweep(specs + [specs[0]], progress=False)
+    df = runs.sweep(specs + [specs[0]], stack=False, progress=False)
     assert len(df) == 5 and len(fit_calls) == 4  # one was cached, the duplicate trains once
     assert df["cached"].tolist() == [False, True, False, False, False]
     assert df["key"].tolist() == [s.key for s in specs + [specs[0]]]
@@ -297,7 +297,7 @@ _WORKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from dlcourse import runs, train
-    log, backend, delay = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    log, how, delay = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     real_fit = train.fit
     def logged_fit(*a, **k):  # one model, or a stack (a list of seeds)
         seeds = k["seed"] if isinstance(k["seed"], list) else [k["seed"]]
@@ -309,7 +309,7 @@ _WORKER = textwrap.dedent("""
     specs = [runs.RunSpec.from_dict(spec) for spec in SPECS]
     print("ready", flush=True)
     sys.stdin.readline()  # wait for "go": workers start (import torch) ahead of their turn
-    runs.sweep(specs, backend=backend, progress=False, max_stack=3)
+    runs.sweep(specs, backend="local", stack=how == "stacked", progress=False, max_stack=3)
     print("finished", flush=True)
 """)
 
@@ -329,7 +329,7 @@ def _finished_seeds(store: cache.Store) -> set[int]:
 
 
 def test_sweep_killed_with_sigkill_resumes_without_retraining(toy_env, tmp_path, monkeypatch):
-    """Five sweeps (local and stacked) are SIGKILLed at random moments; after each, every entry
+    """Five sweeps (alone and stacked) are SIGKILLed at random moments; after each, every entry
     validates and no finished run was trained again; a final sweep completes the rest."""
     # Sized so that no worker can finish inside its kill window (at most 1 s): each training call
     # sleeps 0.3 s and stacks hold 3 runs, so the five windows finish at most 27 of the 30 runs.
@@ -340,7 +340,7 @@ def test_sweep_killed_with_sigkill_resumes_without_retraining(toy_env, tmp_path,
     cache_dir = tmp_path / "kcache"
     monkeypatch.setenv("DLCOURSE_CACHE", str(cache_dir))
     store = cache.Store(cache_dir)
-    backends = ["local", "local", "stacked", "local", "stacked"]
+    backends = ["alone", "alone", "stacked", "alone", "stacked"]
     workers = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"log{i}.txt"), b, "0.3"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
                for i, b in enumerate(backends)]
@@ -370,7 +370,7 @@ def test_sweep_killed_with_sigkill_resumes_without_retraining(toy_env, tmp_path,
     trained = []
     real_fit = train.fit
     monkeypatch.setattr(train, "fit", lambda *a, **k: trained.append(k["seed"]) or real_fit(*a, **k))
-    df = runs.sweep([runs.RunSpec.from_dict(s) for s in specs], progress=False)
+    df = runs.sweep([runs.RunSpec.from_dict(s) for s in specs], stack=False, progress=False)
     assert not set(trained) & finished_before
     assert len(trained) == n - len(finished_before) == (~df["cached"]).sum()
     assert 0 < len(trained)  # the kills really interrupted the sweeps
@@ -411,3 +411,35 @@ def test_two_processes_on_one_spec_train_once(toy_env, tmp_path, fit_calls):
     finally:
         proc.kill()
     assert other_cached == "False" and float(other_acc) == result.metrics["test_acc"]
+
+
+# -- where sweeps train, and with how many threads -------------------------------------------------
+def test_backend_and_threads_come_from_the_argument_then_the_environment(monkeypatch):
+    from dlcourse import settings
+
+    monkeypatch.delenv("DLCOURSE_BACKEND", raising=False)
+    monkeypatch.delenv("DLCOURSE_THREADS", raising=False)
+    assert settings.backend() == "local" and settings.threads() is None
+    monkeypatch.setenv("DLCOURSE_BACKEND", "ray")
+    monkeypatch.setenv("DLCOURSE_THREADS", "3")
+    assert settings.backend() == "ray" and settings.backend("local") == "local"
+    assert settings.threads() == 3 and settings.threads(1) == 1
+    monkeypatch.setenv("DLCOURSE_THREADS", "none")
+    with pytest.raises(ValueError, match="threads='none' is not valid"):
+        settings.threads()
+    monkeypatch.setenv("DLCOURSE_BACKEND", "spark")
+    with pytest.raises(ValueError, match="backend='spark' is not valid; choose one of: local, ray"):
+        runs.sweep([tiny()], progress=False)
+
+
+def test_sweep_trains_with_the_threads_asked_and_restores_them(toy_env, monkeypatch):
+    seen = []
+    real_fit = train.fit
+    monkeypatch.setattr(train, "fit", lambda *a, **k: seen.append(torch.get_num_threads()) or real_fit(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # not 1, so that the sweep's setting shows
+    try:
+        runs.sweep([tiny(seed=21), tiny(seed=22), tiny(seed=23, hidden=(6,))], threads=1, progress=False)
+        assert seen == [1, 1] and torch.get_num_threads() == 2  # one stack of two, one alone; restored
+    finally:
+        torch.set_num_threads(before)

@@ -242,9 +242,9 @@ def test_stacked_sweep_stores_each_member_and_groups(toy_root, monkeypatch):
     specs = [runs.RunSpec.from_dict({**base, "seed": s, "lr": lr}) for s in range(3) for lr in (1e-3, 3e-3)]
     specs += [runs.RunSpec.from_dict({**base, "batchnorm": True, "seed": s}) for s in (0, 1)]  # a stack of 2
     specs.append(runs.RunSpec.from_dict({**base, "hidden": [12], "seed": 7}))  # a group of one: alone
-    df = runs.sweep(specs, backend="stacked", progress=False, max_stack=4)
+    df = runs.sweep(specs, progress=False, max_stack=4)
     assert sorted(calls["stack"]) == [2, 2, 4] and calls["fit"] == 1
-    assert df["backend"].tolist() == ["stacked"] * 8 + ["local"]
+    assert df["stack_size"].gt(1).tolist() == [True] * 8 + [False] and set(df["backend"]) == {"local"}
     assert df["result"][0].env["stack_size"] in (2, 4)
     assert sorted(len(s) for s in df.attrs["stacks"]) == [2, 2, 4] and df["stack"].tolist()[-1] == -1
     assert set(df["stack"][6:8]) == {df["stack"][6]} and df["stack"][6] >= 0
@@ -255,7 +255,7 @@ def test_stacked_sweep_stores_each_member_and_groups(toy_root, monkeypatch):
     assert calls["fit"] == 1 and len(calls["stack"]) == 3
 
     # stacked and sequential agree member by member (no batch norm or dropout here: to float rounding)
-    seq = runs.sweep(specs[:6], backend="local", force=True, progress=False)
+    seq = runs.sweep(specs[:6], stack=False, force=True, progress=False)
     assert abs(seq["test_acc"].mean() - df["test_acc"][:6].mean()) < 0.01
     for a, b in zip(seq["result"], df["result"][:6]):
         assert list(a.history.columns) == list(b.history.columns)
@@ -268,10 +268,10 @@ def test_stacked_sweep_recomputes_a_corrupt_member_once(toy_root, monkeypatch):
     monkeypatch.setenv("DLCOURSE_DATA", str(toy_root))
     base = dict(dataset="mnist", train_size=100, test_size=50, hidden=[8], batch_size=50, device="cpu")
     specs = [runs.RunSpec.from_dict({**base, "seed": s}) for s in range(3)]
-    first = runs.sweep(specs, backend="stacked", progress=False)
+    first = runs.sweep(specs, progress=False)
     (first["result"][1].path / "history.csv").write_text("epoch\n")
     with pytest.warns(runs.CacheWarning) as caught:
-        again = runs.sweep(specs, backend="stacked", progress=False)
+        again = runs.sweep(specs, progress=False)
     assert len(caught) == 1 and specs[1].key in str(caught[0].message)
     assert again["cached"].tolist() == [True, False, True]
-    assert runs.sweep(specs, backend="stacked", progress=False)["cached"].all()
+    assert runs.sweep(specs, progress=False)["cached"].all()

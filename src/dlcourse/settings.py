@@ -14,6 +14,8 @@ import torch
 from . import validate
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: Where a sweep trains: in this process ("local") or as tasks on a Ray cluster ("ray").
+BACKENDS = ("local", "ray")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -71,4 +73,24 @@ def cache_root(cache: str | os.PathLike | None = None) -> Path:
     return project_root() / ".cache" / "dlcourse"
 
 
-__all__ = ["resolve_device", "data_roots", "cache_root", "project_root", "validate"]
+def backend(value: str | None = None) -> str:
+    """Where sweeps train: the argument, $DLCOURSE_BACKEND, else "local" (labs read it this way,
+    so `dlcourse book --backend ray` reaches their kernels through the environment)."""
+    value = value or os.environ.get("DLCOURSE_BACKEND") or "local"
+    return validate.choice("backend", value, BACKENDS)
+
+
+def threads(value: int | None = None) -> int | None:
+    """CPU threads per training: the argument, $DLCOURSE_THREADS, else None (torch's default).
+
+    A Ray task asks for this many CPUs (1 when None) and uses as many threads, so that parallel
+    runs never oversubscribe the cores; small models run fastest with 1 thread under load.
+    """
+    if value is None and os.environ.get("DLCOURSE_THREADS"):
+        text = os.environ["DLCOURSE_THREADS"]
+        value = int(text) if text.strip().isdigit() else text
+    return validate.positive_int("threads", value, allow_none=True)
+
+
+__all__ = ["resolve_device", "data_roots", "cache_root", "project_root", "backend", "threads", "BACKENDS",
+           "validate"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
-from .. import book, execution
+from .. import book, execution, settings
 from .. import labs as labs_mod
 
 ROOT_HELP = "course checkout (default: the cwd if it holds notebooks/)"
@@ -53,9 +54,21 @@ def _chosen(args) -> list[tuple[labs_mod.Lab, dict]]:
     return todo
 
 
+def _place(args) -> None:
+    """--backend, --address and --threads reach the labs' kernels (and their sweeps) as
+    $DLCOURSE_BACKEND, $RAY_ADDRESS and $DLCOURSE_THREADS (kernels inherit this environment)."""
+    if args.backend is not None:
+        os.environ["DLCOURSE_BACKEND"] = settings.backend(args.backend)
+    if args.address:
+        os.environ["RAY_ADDRESS"] = args.address
+    if args.threads is not None:
+        os.environ["DLCOURSE_THREADS"] = str(settings.threads(args.threads))
+
+
 def _run(args) -> int:
     execution.exit_on_sigterm()
     args = _rooted(args)
+    _place(args)
     todo = _chosen(args)
     fingerprint = execution.code_fingerprint()
     for lab, params in todo:
@@ -77,6 +90,7 @@ def _params(args) -> int:
 def _book(args) -> int:
     execution.exit_on_sigterm()
     args = _rooted(args)
+    _place(args)
     book.build(args.root, args.profile, force=args.force, timeout=args.timeout, progress=args.progress, pdf=args.pdf)
     return 0
 
@@ -93,6 +107,17 @@ def _overrides(parser) -> None:
                         help="override one parameter (a YAML scalar; lists go in a -f file)")
     parser.add_argument("-f", "--file", action="append", default=[], metavar="PARAMS.yml",
                         help="YAML file of parameters (top-level keys, and a section per lab)")
+
+
+def _placement(parser) -> None:
+    """Options of `labs run` and `book`: where the labs' sweeps train."""
+    parser.add_argument("--backend", default=None, choices=settings.BACKENDS,
+                        help="where sweeps train: local (this machine) or ray (default: $DLCOURSE_BACKEND, else local)")
+    parser.add_argument("--address", default=None,
+                        help="the Ray cluster for --backend ray (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per training, and CPUs per Ray task (default: $DLCOURSE_THREADS, "
+                             "else torch's default; 1 per Ray task)")
 
 
 def _timeout(parser, what: str) -> None:
@@ -117,6 +142,7 @@ def register(sub) -> None:
     _overrides(run)
     run.add_argument("--out", default=None, help="where executed notebooks go (default: <root>/book/labs)")
     _timeout(run, "cell")
+    _placement(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
 
@@ -131,6 +157,7 @@ def register(sub) -> None:
     _common(bk)
     bk.add_argument("--force", action="store_true", help="execute every lab and rebuild every page")
     _timeout(bk, "notebook cell")
+    _placement(bk)
     bk.add_argument("--progress", action="store_true", help="show papermill's progress bar per lab")
     bk.add_argument("--pdf", action="store_true",
                     help="then print it with Chromium: _build/pdf/<lab>.pdf per lab and _build/pdf/book.pdf")

@@ -143,7 +143,11 @@ def _warn_corrupt(store: Store, key: str, reason: str) -> None:
 
 def _store(store: Store, spec: RunSpec, key: str, history: train.History, model: nn.Module, seconds: float,
            env: dict) -> Result:
-    files = _entry_files(spec, key, history, model, seconds, env)
+    return _store_files(store, spec, key, _entry_files(spec, key, history, model, seconds, env))
+
+
+def _store_files(store: Store, spec: RunSpec, key: str, files: dict[str, bytes]) -> Result:
+    """Write an entry's bytes (made here or by a Ray worker) atomically and return its Result."""
     path = store.write(key, files)
     result = _parse_entry(spec, key, files, path)  # read back, so a later hit returns the same frames
     result.cached = False

@@ -8,6 +8,7 @@ builds no model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,23 +17,20 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 import torch
 
-from .. import stacked, validate
+from .. import settings, stacked, validate
 from ..cache import Store
-from ..settings import resolve_device
+from ..settings import BACKENDS, resolve_device
 from . import fingerprint, recipe
 from .recipe import build_model
 from .results import Result, _env, _lookup, _store, _warn_corrupt
 from .spec import RunSpec, as_spec
 
-BACKENDS = ("local", "stacked")
-
-
-_TRAINED = {"local": 0, "stacked": 0}  # training calls made by this process (tests read it)
+_TRAINED = {"alone": 0, "stacked": 0}  # training calls made by this process (tests read it)
 
 
 def _train_local(spec: RunSpec, key: str, store: Store, root, progress: bool) -> Result:
     history, model, seconds = recipe.train_one(spec, root, progress=progress, desc=f"run {key[:8]}")
-    _TRAINED["local"] += 1
+    _TRAINED["alone"] += 1
     env = _env(resolve_device(spec.device), "local", fingerprint.code_fingerprint())
     return _store(store, spec, key, history, model, seconds, env)
 
@@ -98,31 +96,81 @@ def stack_group(spec: RunSpec) -> tuple | None:
 def _train_stack(specs: list[RunSpec], keys: list[str], store: Store, root, progress: bool) -> list[Result]:
     histories, members, seconds = recipe.train_stack(specs, root, progress=progress)
     _TRAINED["stacked"] += 1
-    env = {**_env(resolve_device(specs[0].device), "stacked", fingerprint.code_fingerprint()),
+    env = {**_env(resolve_device(specs[0].device), "local", fingerprint.code_fingerprint()),
            "stack_size": len(specs)}
     return [_store(store, s, k, h, m, seconds, env) for s, k, h, m in zip(specs, keys, histories, members)]
 
 
 def _row(result: Result, stack: int) -> dict:
+    where = result.env.get("backend")
+    where = "local" if where == "stacked" else where  # entries written before "stacked" meant stack_size > 1
     return {"key": result.key, **dataclasses.asdict(result.spec), **result.metrics, "seconds": result.seconds,
-            "cached": result.cached, "backend": result.env.get("backend"), "stack": stack, "result": result}
+            "cached": result.cached, "backend": where, "stack_size": int(result.env.get("stack_size", 1)),
+            "stack": stack, "result": result}
 
 
-def sweep(specs: Iterable[RunSpec | Mapping], backend: str = "local", *, force: bool = False, cache=None,
-          root=None, progress: bool = True, max_stack: int = stacked.MAX_STACK) -> pd.DataFrame:
+def batches(todo: Mapping[str, RunSpec], stack: bool = True, max_stack: int = stacked.MAX_STACK) -> list[list[str]]:
+    """The keys of `todo` cut into what trains together: stacks of up to `max_stack` specs of one
+    `stack_group`, and the rest alone (everything alone when `stack` is false)."""
+    out: list[list[str]] = []
+    groups: dict[tuple, list[str]] = {}
+    for key, spec in todo.items():
+        group = stack_group(spec) if stack else None
+        if group is None:
+            out.append([key])
+        else:
+            groups.setdefault(group, []).append(key)
+    for members in groups.values():
+        out += [members[i:i + max_stack] for i in range(0, len(members), max_stack)]
+    return out
+
+
+class Progress:
+    """The sweep's bar: runs done (trained now), cached, running and left."""
+
+    def __init__(self, total: int, cached: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.total, self.counts = total, {"done": 0, "cached": cached, "running": 0}
+        self.bar = tqdm(total=total, initial=cached, desc="sweep", unit="run", disable=not enabled)
+        self.advance(0)
+
+    def advance(self, n: int, cached: int = 0, running: int | None = None) -> None:
+        self.counts["done"] += n - cached
+        self.counts["cached"] += cached
+        if running is not None:
+            self.counts["running"] = running
+        self.bar.update(n)
+        left = self.total - self.counts["done"] - self.counts["cached"]
+        self.bar.set_postfix(**self.counts, left=left)
+
+    def write(self, line: str) -> None:
+        self.bar.write(line)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def sweep(specs: Iterable[RunSpec | Mapping], backend: str | None = None, *, stack: bool = True,
+          force: bool = False, cache=None, root=None, progress: bool = True, max_stack: int = stacked.MAX_STACK,
+          threads: int | None = None, address: str | None = None) -> pd.DataFrame:
     """Run every spec (cache hits first) and return one row per spec: its fields, final metrics,
-    seconds, `cached`, `backend`, `stack` and `result` (the Result, whose `.history` is the
-    per-epoch table; `histories(df)` stacks them all).
+    seconds, `cached`, `backend`, `stack_size`, `stack` and `result` (the Result, whose `.history`
+    is the per-epoch table; `histories(df)` stacks them all).
 
-    `backend="stacked"` trains specs that differ only in seed, lr, momentum, weight decay and init
-    (see `stack_group`) as stacks of up to `max_stack` members; the rest, and groups of one, run
-    alone ("local" runs everything alone). How the sweep grouped is reported: a line above the
-    progress bar, the `stack` column (the index of the stack a row trained in during this call,
-    -1 if it trained alone or was cached) and `df.attrs["stacks"]` (each stack's keys). Finished
-    specs are cache hits, so a killed sweep resumes where it stopped. Every spec is validated
-    before anything trains.
+    `backend` says where training happens: "local" (this process) or "ray" (tasks on the Ray
+    cluster at `address`, else $RAY_ADDRESS, else a local Ray; see `runs.remote`); default
+    $DLCOURSE_BACKEND, else "local". Independently, `stack` trains specs that differ only in seed,
+    lr, momentum, weight decay and init (see `stack_group`) as stacks of up to `max_stack` members;
+    the rest, and groups of one, train alone (`stack=False`: all alone). `threads`: CPU threads per
+    training (default $DLCOURSE_THREADS; see `settings.threads`). How the sweep grouped is
+    reported: a line above the progress bar, the `stack` column (the index of the stack a row
+    trained in during this call, -1 if it trained alone or was cached) and `df.attrs["stacks"]`.
+    Each result is written to the cache as soon as it is trained, so a killed sweep resumes where
+    it stopped. Every spec is validated before anything trains.
     """
-    validate.choice("backend", backend, BACKENDS)
+    backend = settings.backend(backend)
+    threads = settings.threads(threads)
     validate.positive_int("max_stack", max_stack)
     if isinstance(specs, (str, bytes, Mapping)):
         raise ValueError(f"specs={specs!r} is not valid; it must be a list of RunSpecs or dicts")
@@ -144,46 +192,25 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str = "local", *, force: 
             if reason:
                 corrupt[key] = reason
 
-    from tqdm.auto import tqdm
-
-    counts = {"done": 0, "cached": len(results)}
-    bar = tqdm(total=len(unique), initial=len(results), desc="sweep", unit="run", disable=not progress)
-
-    def advance(n: int, cached: int = 0) -> None:
-        counts["done"] += n - cached
-        counts["cached"] += cached
-        bar.update(n)
-        bar.set_postfix(done=counts["done"], cached=counts["cached"], left=len(unique) - counts["done"] - counts["cached"])
-
-    advance(0)
+    bar = Progress(len(unique), len(results), progress)
+    stacks: list[list[str]] = []
     try:
-        batches: list[list[str]] = []
-        if backend == "stacked":
-            groups: dict[tuple, list[str]] = {}
-            for key, spec in todo.items():
-                group = stack_group(spec)
-                if group is None:
-                    batches.append([key])
-                else:
-                    groups.setdefault(group, []).append(key)
-            for members in groups.values():
-                batches += [members[i:i + max_stack] for i in range(0, len(members), max_stack)]
-        else:
-            batches = [[key] for key in todo]
-        sizes = sorted((len(b) for b in batches if len(b) > 1), reverse=True)
+        cut = batches(todo, stack, max_stack)
+        sizes = sorted((len(b) for b in cut if len(b) > 1), reverse=True)
         if todo and progress:
             bar.write(f"sweep: {len(todo)} to train ({backend}): {len(sizes)} stack(s) of {sizes or 0} members, "
-                      f"{sum(len(b) == 1 for b in batches)} alone; {len(results)} cached")
-        stacks: list[list[str]] = []
-        for batch in batches:
-            if len(batch) == 1:
-                key = batch[0]  # run() reports a corrupt entry itself
-                before = sum(_TRAINED.values())
-                results[key] = run(unique[key], force=force, cache=store.root, root=root)
-                advance(1, cached=int(sum(_TRAINED.values()) == before))
-                continue
-            results.update(_run_stack([unique[k] for k in batch], batch, store, root, force, corrupt, advance,
-                                       stacks))
+                      f"{sum(len(b) == 1 for b in cut)} alone; {len(results)} cached")
+        if backend == "ray":
+            from . import remote
+
+            for key, reason in corrupt.items():
+                _warn_corrupt(store, key, reason)
+            results.update(remote.train_batches(cut, unique, store, bar, root=root, threads=threads,
+                                                address=address))
+            stacks += [b for b in cut if len(b) > 1]
+        else:
+            with _torch_threads(threads):
+                results.update(_train_here(cut, unique, store, root, force, corrupt, bar, stacks))
     finally:
         bar.close()
     stack_of = {k: i for i, members in enumerate(stacks) for k in members}
@@ -192,7 +219,35 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str = "local", *, force: 
     return df
 
 
-def _run_stack(specs, keys, store: Store, root, force: bool, corrupt: dict, advance,
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """torch's intra-op threads set to `threads` for a while (None: left as they are)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_here(cut, unique, store: Store, root, force: bool, corrupt: dict, bar: Progress,
+                stacks: list[list[str]]) -> dict[str, Result]:
+    """The local backend: each batch in turn, in this process, under per-key locks."""
+    out: dict[str, Result] = {}
+    for batch in cut:
+        bar.advance(0, running=len(batch))
+        if len(batch) == 1:
+            key = batch[0]  # run() reports a corrupt entry itself
+            before = sum(_TRAINED.values())
+            out[key] = run(unique[key], force=force, cache=store.root, root=root)
+            bar.advance(1, cached=int(sum(_TRAINED.values()) == before), running=0)
+            continue
+        out.update(_run_stack([unique[k] for k in batch], batch, store, root, force, corrupt, bar, stacks))
+    return out
+
+
+def _run_stack(specs, keys, store: Store, root, force: bool, corrupt: dict, bar: Progress,
                stacks: list[list[str]]) -> dict[str, Result]:
     """Lock every member, drop those another process finished meanwhile, train the rest as one."""
     locks = [store.lock(k) for k in sorted(keys)]  # sorted: two sweeps never deadlock
@@ -219,7 +274,7 @@ def _run_stack(specs, keys, store: Store, root, force: bool, corrupt: dict, adva
     finally:
         for lock in reversed(locks):
             lock.release()
-    advance(len(keys), cached=len(keys) - len(left_keys))
+    bar.advance(len(keys), cached=len(keys) - len(left_keys), running=0)
     return out
 
 
@@ -236,4 +291,4 @@ def histories(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-__all__ = ["run", "sweep", "histories", "stack_group", "BACKENDS"]
+__all__ = ["run", "sweep", "histories", "stack_group", "batches", "Progress", "BACKENDS"]

@@ -7,7 +7,7 @@ are the course's own names (`dlcourse.vocabulary`: "normal", "xavier_normal"), t
 ("random", "xavier") only display labels (`REPORT_WORDS`). `config_to_spec` turns a row into the
 fields of a `dlcourse.runs.RunSpec`.
 
-Stacking. `runs.sweep(backend="stacked")` trains MLPs as one stacked model when they differ only
+Stacking. `runs.sweep` trains MLPs as one stacked model when they differ only
 in seed, lr, momentum, weight decay and init (`runs.stack_group`). In a plain random search
 over this space almost no two configurations share the rest, so nothing stacks. `sample(...,
 per_shape=m)` draws the other ("shape") hyperparameters once per group of `m` configurations
