@@ -109,6 +109,8 @@ class _Conv2d(nn.Module):
             return F.conv2d(x, w, b, self.stride, self.padding), False
         if x.dim() == 5:  # (K, B, C, H, W) per-member images -> (B, K*C, H, W)
             x = x.transpose(0, 1).flatten(1, 2)
+        # channels-last: the grouped kernel reads each pixel's K*C channels together
+        x = x.contiguous(memory_format=torch.channels_last)
         return F.conv2d(x, w, b, self.stride, self.padding, groups=k), False
 
     def member_state(self, i):
@@ -133,7 +135,8 @@ class _BatchNorm(nn.Module):
             self.num_batches_tracked.add_(1)
         k, c = self.weight.shape
         dense = x.dim() == 3  # (K, C, B) -> (B, K*C); images are (B, K*C, H, W) already
-        flat = x.permute(2, 0, 1).reshape(-1, k * c) if dense else x
+        # images in the standard layout: batch statistics summed in the order a member's own are
+        flat = x.permute(2, 0, 1).reshape(-1, k * c) if dense else x.contiguous()
         out = F.batch_norm(flat, self.running_mean.view(-1), self.running_var.view(-1), self.weight.flatten(),
                            self.bias.flatten(), self.training, self.momentum, self.eps)
         return (out.view(-1, k, c).permute(1, 2, 0) if dense else out), False

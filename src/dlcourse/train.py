@@ -151,10 +151,15 @@ SMALL_STEP = 2_000_000
 
 
 @contextlib.contextmanager
-def step_threads(device: torch.device, work: int):
-    """Run the block on one CPU thread if a step's `work` is below SMALL_STEP; restore the count after."""
+def step_threads(device: torch.device, params: Sequence[torch.Tensor], batch_size: int):
+    """Run the block on one CPU thread if a step is small (see SMALL_STEP); restore the count after.
+
+    A dense step costs about batch x parameters multiply-adds. A convolution reuses each weight at
+    every position, so a model with one (a parameter of 4 or more dimensions) is never small."""
     threads = torch.get_num_threads()
-    one = device.type == "cpu" and work < SMALL_STEP and threads > 1
+    dense = all(p.dim() < 4 for p in params)
+    one = (device.type == "cpu" and dense and batch_size * sum(p.numel() for p in params) < SMALL_STEP
+           and threads > 1)
     if one:
         torch.set_num_threads(1)
     try:
@@ -273,7 +278,7 @@ def fit(
         for i, snap in enumerate(snapshot()):
             snapshots[i].append((0, snap))
     # small steps run on one thread (see step_threads); the thread count is restored afterwards
-    with step_threads(device, batch_size * sum(p.numel() for p in params)):
+    with step_threads(device, params, batch_size):
         bar = tqdm(range(1, epochs + 1), desc=desc or ("epochs" if not stack else f"stack of {k}"), unit="epoch",
                    disable=not progress, leave=False)
         for epoch in bar:
