@@ -8,7 +8,8 @@ runs each layer once for all of them, on public torch APIs only:
   on its own batch), computing W @ x with activations feature-major, (K, features, B): then the
   weight gradient is g @ x^T in the layout MKL multiplies fastest (about 10% less CPU time per
   MLP step than (K, in, out) weights with x @ W, measured with 1 thread on this machine);
-- Conv2d: weights (K, out, in, kh, kw), one `conv2d(..., groups=K)` over (B, K*C, H, W);
+- Conv2d: weights (K, out, in, kh, kw), one `conv2d(..., groups=K)` over (B, K*C, H, W) in
+  channels-last memory (15-25% less CPU per member than the standard layout, 1 thread here);
 - BatchNorm1d/2d: one `F.batch_norm` over K*C channels, so each member keeps its own batch
   statistics, affine parameters and running averages;
 - activations, dropout and max-pooling act elementwise or per channel, so they run unchanged.
