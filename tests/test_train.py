@@ -189,3 +189,24 @@ def test_evaluate_and_fit_reject_data_that_is_no_split_or_pair(bad):
         train.evaluate(model, bad)
     with pytest.raises(ValueError, match=r"data=\w+ is not valid"):
         train.fit(model, bad, progress=False)
+
+
+def test_step_threads_one_thread_for_small_dense_steps_only_and_restored():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        small = list(models.mlp([10]).parameters())
+        conv = list(models.cnn((2,), (4,)).parameters())
+        cpu = torch.device("cpu")
+        with train.step_threads(cpu, small, 10):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with train.step_threads(cpu, small, 100_000):  # batch x parameters above SMALL_STEP
+            assert torch.get_num_threads() == 2
+        with train.step_threads(cpu, conv, 1):  # a convolution is never a small step
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), train.step_threads(cpu, small, 10):
+            raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

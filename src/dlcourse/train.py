@@ -13,6 +13,7 @@ divergence) is kept per member. So there is one loop to read and to keep right.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -142,7 +143,30 @@ def check_fit_args(epochs, batch_size, optimizer, lr, momentum, weight_decay, lo
     validate.choice("loss", loss, LOSSES)
     validate.positive_int("snapshot_every", snapshot_every, allow_none=True)
 
+#: Multiply-adds per step (batch size x parameters) below which training runs on one thread.
+#: Waking torch's second intra-op thread for every small kernel costs more than it saves: an MLP
+#: 784-100-10 at batch 10 (0.8 million) trains faster on one thread, and on a busy machine many
+#: times faster (benchmarks/train_throughput.py, ratio_b10). Batch 64 (5 million) keeps them all.
+SMALL_STEP = 2_000_000
 
+
+@contextlib.contextmanager
+def step_threads(device: torch.device, params: Sequence[torch.Tensor], batch_size: int):
+    """Run the block on one CPU thread if a step is small (see SMALL_STEP); restore the count after.
+
+    A dense step costs about batch x parameters multiply-adds. A convolution reuses each weight at
+    every position, so a model with one (a parameter of 4 or more dimensions) is never small."""
+    threads = torch.get_num_threads()
+    dense = all(p.dim() < 4 for p in params)
+    one = (device.type == "cpu" and dense and batch_size * sum(p.numel() for p in params) < SMALL_STEP
+           and threads > 1)
+    if one:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if one:
+            torch.set_num_threads(threads)
 
 
 def _per_member(name: str, value, k: int, stack: bool) -> list:
@@ -253,68 +277,70 @@ def fit(
     if snapshot_every:
         for i, snap in enumerate(snapshot()):
             snapshots[i].append((0, snap))
-    bar = tqdm(range(1, epochs + 1), desc=desc or ("epochs" if not stack else f"stack of {k}"), unit="epoch",
-               disable=not progress, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
-        if stack:  # one seeded permutation per member, cut into (K, B) slices
-            batches = torch.stack([torch.cat(batch_indices(n, batch_size, g)) for g in gens]).to(device)
-            batches = batches.split(batch_size, dim=1)
-        else:
-            batches = batch_indices(n, batch_size, gens[0], device)
-        losses, predictions = [], []  # per-step tensors, reduced once per epoch (no per-step sync)
-        for idx in batches:
-            xb = _take(x, idx)
-            yb = y.gather(1, idx) if member_labels else _take(y, idx)
-            out = model(xb)
-            batch_loss = fn(out, yb)  # one number, or one per member
-            for p in params:  # zero_grad(set_to_none=True) without its bookkeeping
-                p.grad = None
-            (batch_loss.sum() if stack else batch_loss).backward()
-            if record_grad_norm:
-                step_norms.append(model.member_grad_norms() if stack else _grad_norm(params))
-            opt.step()
-            losses.append(batch_loss.detach())
-            if classify:
-                predictions.append(out.detach().argmax(-1))
-            step += 1
-            if snapshot_every and step % snapshot_every == 0:
-                for i, snap in enumerate(snapshot()):
-                    if stopped[i] is None:
-                        snapshots[i].append((step, snap))
-        epoch_losses = torch.stack(losses)  # (steps,) or (steps, K)
-        sizes = torch.tensor([b.shape[-1] for b in batches], dtype=epoch_losses.dtype, device=device)
-        sums = (epoch_losses * sizes.view(-1, *[1] * (epoch_losses.dim() - 1))).sum(0)
-        train_losses = [v / n for v in sums.reshape(-1).tolist()]
-        train_accs = [math.nan] * k
-        if classify:
-            order = torch.cat(batches, dim=-1)
-            labels = y.gather(1, order) if member_labels else y[order]
-            train_accs = [c / n for c in (torch.cat(predictions, dim=-1) == labels).sum(-1).reshape(-1).tolist()]
-        if record_steps:
-            step_losses.extend(epoch_losses.unbind())
-        evals = {name: evaluate(model, split, loss) for name, split in eval_sets.items()}
-        seconds = (time.perf_counter() - start) / k
-        for i in range(k):
-            if stopped[i] is not None:
-                continue
-            row = {"epoch": epoch, "train_loss": train_losses[i], "train_acc": train_accs[i]}
-            if not math.isfinite(train_losses[i]):
-                stopped[i] = step
-                if stack:
-                    frozen[i] = model.member_state_dict(i)
+    # small steps run on one thread (see step_threads); the thread count is restored afterwards
+    with step_threads(device, params, batch_size):
+        bar = tqdm(range(1, epochs + 1), desc=desc or ("epochs" if not stack else f"stack of {k}"), unit="epoch",
+                   disable=not progress, leave=False)
+        for epoch in bar:
+            start = time.perf_counter()
+            if stack:  # one seeded permutation per member, cut into (K, B) slices
+                batches = torch.stack([torch.cat(batch_indices(n, batch_size, g)) for g in gens]).to(device)
+                batches = batches.split(batch_size, dim=1)
             else:
-                for name, (ls, accs) in evals.items():
-                    row[f"{name}_loss"], row[f"{name}_acc"] = (ls[i], accs[i]) if stack else (ls, accs)
-            row["seconds"] = seconds
-            rows[i].append(row)
-        if not stack:
-            bar.set_postfix({key: f"{v:.4f}" for key, v in rows[0][-1].items() if key.endswith("loss")})
-            for hook in hooks:
-                hook(epoch, model, rows[0][-1])
-        if all(s is not None for s in stopped):
-            break
-    bar.close()
+                batches = batch_indices(n, batch_size, gens[0], device)
+            losses, predictions = [], []  # per-step tensors, reduced once per epoch (no per-step sync)
+            for idx in batches:
+                xb = _take(x, idx)
+                yb = y.gather(1, idx) if member_labels else _take(y, idx)
+                out = model(xb)
+                batch_loss = fn(out, yb)  # one number, or one per member
+                for p in params:  # zero_grad(set_to_none=True) without its bookkeeping
+                    p.grad = None
+                (batch_loss.sum() if stack else batch_loss).backward()
+                if record_grad_norm:
+                    step_norms.append(model.member_grad_norms() if stack else _grad_norm(params))
+                opt.step()
+                losses.append(batch_loss.detach())
+                if classify:
+                    predictions.append(out.detach().argmax(-1))
+                step += 1
+                if snapshot_every and step % snapshot_every == 0:
+                    for i, snap in enumerate(snapshot()):
+                        if stopped[i] is None:
+                            snapshots[i].append((step, snap))
+            epoch_losses = torch.stack(losses)  # (steps,) or (steps, K)
+            sizes = torch.tensor([b.shape[-1] for b in batches], dtype=epoch_losses.dtype, device=device)
+            sums = (epoch_losses * sizes.view(-1, *[1] * (epoch_losses.dim() - 1))).sum(0)
+            train_losses = [v / n for v in sums.reshape(-1).tolist()]
+            train_accs = [math.nan] * k
+            if classify:
+                order = torch.cat(batches, dim=-1)
+                labels = y.gather(1, order) if member_labels else y[order]
+                train_accs = [c / n for c in (torch.cat(predictions, dim=-1) == labels).sum(-1).reshape(-1).tolist()]
+            if record_steps:
+                step_losses.extend(epoch_losses.unbind())
+            evals = {name: evaluate(model, split, loss) for name, split in eval_sets.items()}
+            seconds = (time.perf_counter() - start) / k
+            for i in range(k):
+                if stopped[i] is not None:
+                    continue
+                row = {"epoch": epoch, "train_loss": train_losses[i], "train_acc": train_accs[i]}
+                if not math.isfinite(train_losses[i]):
+                    stopped[i] = step
+                    if stack:
+                        frozen[i] = model.member_state_dict(i)
+                else:
+                    for name, (ls, accs) in evals.items():
+                        row[f"{name}_loss"], row[f"{name}_acc"] = (ls[i], accs[i]) if stack else (ls, accs)
+                row["seconds"] = seconds
+                rows[i].append(row)
+            if not stack:
+                bar.set_postfix({key: f"{v:.4f}" for key, v in rows[0][-1].items() if key.endswith("loss")})
+                for hook in hooks:
+                    hook(epoch, model, rows[0][-1])
+            if all(s is not None for s in stopped):
+                break
+        bar.close()
     for i, state in frozen.items():
         model.set_member(i, state)
 
