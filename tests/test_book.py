@@ -328,21 +328,25 @@ ROW_NUMBERS = """() => [...document.querySelectorAll('article table')].map(t => 
     .map(([head, first, header]) => header)"""
 
 
-def _lab_page(page, site: str, lab) -> None:
-    response = page.goto(site + f"{book.lab_page(lab)}.html")
-    assert response is not None and response.status == 200, lab.stem
-    page.wait_for_load_state("load")
+def _visit_labs(browser, site: str, root: Path):
+    """(lab, page) for every lab of the built book, each page loaded offline at 1400 px."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    offline(page, site)
+    try:
+        for lab in labs.discover(root):
+            response = page.goto(site + f"{book.lab_page(lab)}.html")
+            assert response is not None and response.status == 200, lab.stem
+            page.wait_for_load_state("load")
+            yield lab, page
+    finally:
+        page.close()
 
 
 def test_every_lab_page_teaches(course, site, browser):
     """Objectives first, takeaways last, at least 3 exercises each with its solution, folded until
     clicked (sphinx-exercise's `solution` with `:class: dropdown`, toggled by sphinx-togglebutton)."""
-    root = course[0]
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    offline(page, site)
     problems: list[str] = []
-    for lab in labs.discover(root):
-        _lab_page(page, site, lab)
+    for lab, page in _visit_labs(browser, site, course[0]):
         headings = page.eval_on_selector_all(
             "article h2", "hs => hs.map(h => h.textContent.replace('#', '').trim())")
         if OBJECTIVES not in headings or TAKEAWAYS not in headings:
@@ -373,7 +377,6 @@ def test_every_lab_page_teaches(course, site, browser):
         unanswered = [e for e in exercises if e not in answered]
         if unanswered:
             problems.append(f"{lab.stem}: exercises without a solution: {unanswered}")
-    page.close()
     assert not problems, "\n".join(problems)
 
 
@@ -381,12 +384,8 @@ def test_every_lab_page_reads_well(course, site, browser):
     """Every table fits the text column and has no unlabelled index of row numbers, no "nan" is
     shown, and the folded "How to run this lab" box offers the student notebook (a download that
     exists) and the commands."""
-    root = course[0]
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    offline(page, site)
     problems: list[str] = []
-    for lab in labs.discover(root):
-        _lab_page(page, site, lab)
+    for lab, page in _visit_labs(browser, site, course[0]):
         wide = page.evaluate(WIDE_TABLES)
         if wide:
             problems.append(f"{lab.stem}: tables wider than the text column [width, column, first row]: {wide}")
@@ -417,9 +416,8 @@ def test_every_lab_page_reads_well(course, site, browser):
         else:
             with urllib.request.urlopen(url, timeout=10) as response:
                 served = response.read().decode()
-            if served != (root / book.STUDENT_DIR / lab.path.name).read_text():
+            if served != (course[0] / book.STUDENT_DIR / lab.path.name).read_text():
                 problems.append(f"{lab.stem}: the download is not the student edition")
-    page.close()
     assert not problems, "\n".join(problems)
 
 
