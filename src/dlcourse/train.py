@@ -151,22 +151,25 @@ SMALL_STEP = 2_000_000
 
 
 @contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """torch's intra-op threads set to `threads` for a while (None: left as they are), restored after."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def step_threads(device: torch.device, params: Sequence[torch.Tensor], batch_size: int):
     """Run the block on one CPU thread if a step is small (see SMALL_STEP); restore the count after.
 
     A dense step costs about batch x parameters multiply-adds. A convolution reuses each weight at
     every position, so a model with one (a parameter of 4 or more dimensions) is never small."""
-    threads = torch.get_num_threads()
     dense = all(p.dim() < 4 for p in params)
-    one = (device.type == "cpu" and dense and batch_size * sum(p.numel() for p in params) < SMALL_STEP
-           and threads > 1)
-    if one:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if one:
-            torch.set_num_threads(threads)
+    small = device.type == "cpu" and dense and batch_size * sum(p.numel() for p in params) < SMALL_STEP
+    return torch_threads(1 if small else None)
 
 
 def _per_member(name: str, value, k: int, stack: bool) -> list:

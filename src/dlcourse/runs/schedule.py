@@ -8,7 +8,6 @@ builds no model.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -20,6 +19,7 @@ import torch
 from .. import settings, stacked, validate
 from ..cache import Store
 from ..settings import BACKENDS, resolve_device
+from ..train import torch_threads
 from . import fingerprint, recipe
 from .recipe import build_model
 from .results import Result, _env, _lookup, _store, _warn_corrupt
@@ -209,7 +209,7 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str | None = None, *, sta
                                                 address=address))
             stacks += [b for b in cut if len(b) > 1]
         else:
-            with _torch_threads(threads):
+            with torch_threads(threads):
                 results.update(_train_here(cut, unique, store, root, force, corrupt, bar, stacks))
     finally:
         bar.close()
@@ -217,18 +217,6 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str | None = None, *, sta
     df = pd.DataFrame([_row(results[k], stack_of.get(k, -1)) for k in keys])
     df.attrs["stacks"] = stacks
     return df
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    """torch's intra-op threads set to `threads` for a while (None: left as they are)."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train_here(cut, unique, store: Store, root, force: bool, corrupt: dict, bar: Progress,
