@@ -220,7 +220,7 @@ def test_fingerprint_follows_code_not_prose(tmp_path):
     fp = runs.code_fingerprint()
     assert fp == runs.code_fingerprint() and len(fp) == 16
     assert set(runs.FINGERPRINT_MODULES) >= {"data", "models", "optim", "train", "stacked", "runs/recipe"}
-    for name in ("plots", "cli", "runs/schedule", "runs/results", "cache"):
+    for name in ("plots", "cli", "runs/schedule", "runs/results", "cache", "settings"):
         assert name not in runs.FINGERPRINT_MODULES
 
 

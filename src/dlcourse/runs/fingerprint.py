@@ -15,12 +15,12 @@ from pathlib import Path
 
 #: Modules (paths under dlcourse/, without .py) whose code decides what a run produces: the data,
 #: the models, the optimizers (and the fast Adam step they use), the training loop, the stacking
-#: engine, the device choice (settings), the names and init scale (vocabulary), and `runs.recipe`
-#: (a spec's data, model and the call that trains it). Not: argument checks (validate, the spec's
-#: validation: they refuse, they do not change a result), the result store, run/sweep scheduling,
-#: the command line, plots, progress bars.
-FINGERPRINT_MODULES = ("data", "models", "optim", "fast/adam", "train", "stacked", "settings", "vocabulary",
-                       "runs/recipe")
+#: engine, the names and init scale (vocabulary), and `runs.recipe` (a spec's data, model and the
+#: call that trains it). Not: argument checks (validate, the spec's validation: they refuse, they
+#: do not change a result), settings (paths, backend, threads; the device a run uses is in its
+#: key already, as the spec's canonical form holds the resolved device type), the result store,
+#: run/sweep scheduling, the command line, plots, progress bars.
+FINGERPRINT_MODULES = ("data", "models", "optim", "fast/adam", "train", "stacked", "vocabulary", "runs/recipe")
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
