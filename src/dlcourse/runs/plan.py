@@ -11,12 +11,12 @@ and test samples), trained the way the real sweep would group it. So the lab's o
 (it reads histories, rebuilds models, builds later specs from earlier results as lab 8's local
 search does), and the plan comes from the notebooks, not from a second copy of their logic.
 
-One estimator, measured on this machine for each batch: warm-up + epochs x (steps per epoch x
-seconds per step + one evaluation pass over the real validation and test sets). Seconds per
-step come from a short fit of the same shapes (same model, stack size, batch size and records;
-CALIBRATION_STEPS steps, its second epoch, so warm-up is apart); the stand-in itself has too few
-steps per epoch for that, since a fixed cost per epoch would dominate them. Calibrations are
-kept per cost class for the life of the kernel.
+One estimator, measured on this machine for each batch: warm-up + epochs x seconds of one real
+epoch. An epoch is timed by a short fit of the same shapes (same model, stack size, batch size,
+records and evaluation sets; up to CALIBRATION_STEPS batches; the median of its epochs after the
+first, which pays for warm-up), its extra steps, where the real epoch has more, added at that fit's seconds per
+step. The stand-in itself has too few steps per epoch to time them: a fixed cost per epoch would
+dominate. Calibrations are kept per cost class for the life of the kernel.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ from .spec import RunSpec
 
 STANDIN_BATCHES = 2  # training batches per epoch of a stand-in
 STANDIN_EVAL = 200  # validation and test samples of a stand-in, at most
+STANDIN_STEPS = 2000  # steps of a stand-in, at most
 CALIBRATION_STEPS = 32  # steps per epoch of the fit that times a step
 _VARIES = ("seed", "lr", "momentum", "weight_decay", "init", "epochs", "train_size", "val_size", "test_size",
            "snapshot_every", "eval_test")
 
 _standins: dict[str, tuple[Result, dict]] = {}  # key -> (stand-in, its record): a repeated ask trains once
-_step_seconds: dict[tuple, tuple[float, float]] = {}  # cost class -> (seconds per stack step, warm-up)
+_calibrated: dict[tuple, tuple[float, float, float]] = {}  # cost class -> (epoch, warm-up, step seconds)
 _count = {"calls": 0, "batches": 0}
 
 
@@ -57,14 +58,17 @@ def _write(lines: list[dict]) -> None:
 
 
 def shrink(spec: RunSpec, n_train: int, n_test: int, steps_per_epoch: int) -> RunSpec:
-    """The stand-in's spec: STANDIN_BATCHES batches of training data, small evaluation sets, and
-    snapshots as many as the real run would take."""
+    """The stand-in's spec: STANDIN_BATCHES batches of training data, small evaluation sets,
+    about as many snapshots as the real run takes, and its epochs, unless that makes more than
+    STANDIN_STEPS steps (lab 5's full-batch fits of 20,000 epochs): then fewer epochs."""
     small = min(n_train, STANDIN_BATCHES * spec.batch_size)
+    steps = math.ceil(small / spec.batch_size)
     every = spec.snapshot_every
     if every:
-        every = max(1, round(every * math.ceil(small / spec.batch_size) / steps_per_epoch))
+        every = max(1, round(every * steps / steps_per_epoch))
     return spec.replace(train_size=small, val_size=min(spec.val_size, STANDIN_EVAL),
-                        test_size=min(n_test, STANDIN_EVAL), snapshot_every=every)
+                        test_size=min(n_test, STANDIN_EVAL), snapshot_every=every,
+                        epochs=min(spec.epochs, max(STANDIN_STEPS // steps, 2)))
 
 
 def _cost_class(spec: RunSpec, k: int) -> tuple:
@@ -82,18 +86,27 @@ def _train(specs: list[RunSpec], root) -> tuple[list, list, float]:
     return recipe.train_stack(specs, root)
 
 
-def _step(specs: list[RunSpec], n_train: int, root) -> tuple[float, float]:
-    """(seconds per step of the whole batch, warm-up seconds), from a two-epoch fit of the same shapes."""
-    k = len(specs)
-    cls = _cost_class(specs[0], k)
-    if cls not in _step_seconds:
-        steps = min(CALIBRATION_STEPS, math.ceil(n_train / specs[0].batch_size))
-        timed = [s.replace(train_size=min(n_train, steps * s.batch_size), val_size=0, eval_test=False, epochs=2,
-                           snapshot_every=None) for s in specs]
+def _epoch(specs: list[RunSpec], n_train: int, members: list, ds, root) -> tuple[float, float]:
+    """(seconds of one real epoch of the batch, warm-up seconds), from a short fit of the same
+    shapes on the real evaluation sets and up to CALIBRATION_STEPS batches of training data: the
+    median of its epochs after the first (which also pays for warm-up), 3 epochs or enough for
+    2 x CALIBRATION_STEPS steps. A longer real epoch adds its extra steps at the fit's seconds per
+    step (its epoch less one evaluation pass, per step)."""
+    k, first = len(specs), specs[0]
+    real = math.ceil(n_train / first.batch_size)
+    steps = min(CALIBRATION_STEPS, real)
+    cls = (*_cost_class(first, k), first.val_size, first.test_size, first.eval_test, steps)
+    if cls not in _calibrated:
+        epochs = max(3, math.ceil(2 * CALIBRATION_STEPS / steps))
+        timed = [s.replace(train_size=min(n_train, steps * s.batch_size), epochs=epochs, snapshot_every=None)
+                 for s in specs]
         histories, _, _ = _train(timed, root)
-        first, second = (float(x) * k for x in histories[0].epochs["seconds"].iloc[:2])
-        _step_seconds[cls] = (second / steps, max(first - second, 0.0))
-    return _step_seconds[cls]
+        seconds = histories[0].epochs["seconds"] * k
+        warm, epoch = float(seconds.iloc[0]), float(seconds.iloc[1:].median())
+        per_step = max(epoch - _eval_seconds(specs, members, ds), 0.0) / steps
+        _calibrated[cls] = (epoch, max(warm - epoch, 0.0), per_step)
+    epoch, warm, per_step = _calibrated[cls]
+    return epoch + (real - steps) * per_step, warm
 
 
 def _eval_seconds(specs: list[RunSpec], members: list, ds) -> float:
@@ -101,13 +114,16 @@ def _eval_seconds(specs: list[RunSpec], members: list, ds) -> float:
     sets = recipe._eval_sets(specs[0], ds)
     if not sets:
         return 0.0
-    model = (members[0] if len(members) == 1 else stacked.Stack(members)).to(resolve_device(specs[0].device))
+    device = resolve_device(specs[0].device)
+    model = (members[0] if len(members) == 1 else stacked.Stack(members)).to(device)
     best = math.inf
-    for _ in range(2):  # the first pass may pay for allocations the real run pays once
-        start = time.perf_counter()
-        for split in sets.values():
-            train.evaluate(model, split, specs[0].loss)
-        best = min(best, time.perf_counter() - start)
+    # on as many threads as `fit` evaluates with (one for a small model: see train.step_threads)
+    with train.step_threads(device, list(model.parameters()), specs[0].batch_size):
+        for _ in range(2):  # the first pass may pay for allocations the real run pays once
+            start = time.perf_counter()
+            for split in sets.values():
+                train.evaluate(model, split, specs[0].loss)
+            best = min(best, time.perf_counter() - start)
     return best
 
 
@@ -118,11 +134,10 @@ def _batch(specs: list[RunSpec], keys: list[str], root) -> tuple[list[Result], f
     ds = recipe.load_data(specs[0], root)  # the real run loads it too: not stand-in time
     loading = time.perf_counter() - start
     n_train, first = len(ds.train), specs[0]
-    steps = math.ceil(n_train / first.batch_size)
-    small = [shrink(s, n_train, len(ds.test), steps) for s in specs]
+    small = [shrink(s, n_train, len(ds.test), math.ceil(n_train / first.batch_size)) for s in specs]
     histories, members, seconds = _train(small, root)
-    per_step, warm = _step(specs, n_train, root)
-    estimate = warm + first.epochs * (steps * per_step + _eval_seconds(specs, members, ds))
+    epoch, warm = _epoch(specs, n_train, members, ds, root)
+    estimate = warm + first.epochs * epoch
     env = {**_env(resolve_device(first.device), "plan", fingerprint.code_fingerprint()), "stack_size": len(specs)}
     standins = []
     for spec, key, history, model in zip(specs, keys, histories, members):
