@@ -108,8 +108,29 @@ def test_stand_ins_carry_the_real_spec_and_its_epochs(toy_root, tmp_path, monkey
     assert all(r["estimate_s"] > 0 and r["train_size"] == 400 for r in lines)
 
 
-def test_plan_with_pdf_or_ray_is_refused(capsys):
+def test_plan_with_pdf_or_ray_is_refused(capsys, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_BACKEND", "local")  # restored after: --backend sets it for the kernels
     assert cli.main(["book", "--plan", "--pdf", "--root", str(REPO)]) == 2
     assert "pdf=True is not valid with plan=True" in capsys.readouterr().err
     assert cli.main(["labs", "run", "depth", "--plan", "--backend", "ray", "--root", str(REPO)]) == 2
     assert "backend='ray' is not valid with plan=True" in capsys.readouterr().err
+
+
+def test_book_plan_plans_what_the_build_would_execute(tmp_path, capsys):
+    """`book --plan` on a course of fixture labs (no runs): the stale labs, in a table, and nothing
+    written; a lab already current is named and left out; a failing lab is a FAILED row and exit 2."""
+    from test_labs import make_course, out_files, run_cli
+
+    course = make_course(tmp_path / "course", with_book=False)
+    code, out = run_cli(capsys, "book", "--plan", "--root", str(course), "--profile", "smoke")
+    assert code == 0, out
+    assert [line.split()[:3] for line in out.splitlines() if line.startswith(("lab0", "total"))] == [
+        ["lab01_fixture", "0", "0"], ["lab02_other", "0", "0"], ["total", "0", "0"]]
+    assert "training (m:s)" in out and "the plan took" in out and out_files(course) == []
+    assert run_cli(capsys, "labs", "run", "fixture", "--root", str(course), "--profile", "smoke", "-q")[0] == 0
+    code, out = run_cli(capsys, "book", "--plan", "--root", str(course), "--profile", "smoke")
+    assert "current in book/labs (not planned; --force plans them too): lab01_fixture" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("lab0")] == ["lab02_other"]
+    code, out = run_cli(capsys, "labs", "run", "other", "--plan", "--root", str(course), "--profile", "smoke",
+                        "-p", "fail_late=true")
+    assert code == 2 and "lab02_other  FAILED" in out and "late failure" in out

@@ -75,12 +75,20 @@ def summarize(name: str, records: list[dict], wall: float) -> dict:
 
 def plan(todo: Iterable[tuple[Lab, dict]], *, root=None, timeout: float | None = execution.DEFAULT_TIMEOUT,
          progress: bool = False, log: Callable[[str], None] | None = None) -> list[dict]:
-    """The plan of each (lab, parameters), in order (see `plan_lab`); `log` hears of each lab."""
+    """The plan of each (lab, parameters), in order (see `plan_lab`); `log` hears of each lab.
+
+    Every lab is tried: one that fails gives {"lab": name, "error": the LabError's message}."""
     out = []
     for lab, params in todo:
         if log:
             log(f"  {lab.stem}: planning ...")
-        out.append(plan_lab(lab, params, root=root, timeout=timeout, progress=progress))
+        start = time.perf_counter()
+        try:
+            out.append(plan_lab(lab, params, root=root, timeout=timeout, progress=progress))
+        except execution.LabError as exc:
+            out.append({"lab": lab.stem, "error": str(exc)})
+        if log:
+            log(f"  {lab.stem}: {'FAILED' if 'error' in out[-1] else 'planned'} in {time.perf_counter() - start:.0f} s")
     return out
 
 
@@ -93,8 +101,10 @@ def table(plans: list[dict]) -> str:
     """The plans as aligned text: one line per lab, a total line; times in minutes:seconds."""
     header = ["lab", "runs", "model-epochs", "cached", "stacks", "alone", "training (m:s)", "other (m:s)",
               "total (m:s)"]
-    total = {c: sum(p[c] for p in plans) for c in COLUMNS}
-    rows = [[p["lab"], *(str(p[c]) for c in COLUMNS[:5]), *(_clock(p[c]) for c in COLUMNS[5:])]
+    done = [p for p in plans if "error" not in p]
+    total = {c: sum(p[c] for p in done) for c in COLUMNS}
+    rows = [[p["lab"], *(["FAILED"] + [""] * 7 if "error" in p else [str(p[c]) for c in COLUMNS[:5]]
+                         + [_clock(p[c]) for c in COLUMNS[5:]])]
             for p in [*plans, {"lab": "total", **total}]]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))

@@ -78,6 +78,9 @@ def _plan(args, todo: list[tuple[labs_mod.Lab, dict]]) -> int:
     plans = planning.plan(todo, root=args.root, timeout=args.timeout, log=functools.partial(print, flush=True))
     print(planning.table(plans))
     print(f"the plan took {time.perf_counter() - start:.0f} s", flush=True)
+    failed = [p["error"] for p in plans if "error" in p]
+    if failed:
+        raise execution.LabError("\n".join(failed))
     return 0
 
 

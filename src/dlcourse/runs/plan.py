@@ -6,17 +6,18 @@ file: its key, spec, whether the real cache holds it, the batch (a stack, or one
 would train in (cut by `schedule.batches`, the real sweep's one way to group), and that batch's
 estimated seconds. A cached spec returns its real Result. Any other returns a *stand-in*: the
 real spec and key with the history, steps, snapshots and weights of a shrunk copy (same model,
-optimizer, batch size and epochs; two batches of training data; at most STANDIN_EVAL validation
-and test samples), trained the way the real sweep would group it. So the lab's own code runs on
-(it reads histories, rebuilds models, builds later specs from earlier results as lab 8's local
-search does), and the plan comes from the notebooks, not from a second copy of their logic.
+optimizer, batch size and epochs, fewer epochs only past STANDIN_STEPS steps; two batches of
+training data; at most STANDIN_EVAL validation and test samples), trained the way the real
+sweep would group it. So the lab's own code runs on (it reads histories, rebuilds models, builds
+later specs from earlier results as lab 8's local search does), and the plan comes from the
+notebooks, not from a second copy of their logic.
 
 One estimator, measured on this machine for each batch: warm-up + epochs x seconds of one real
 epoch. An epoch is timed by a short fit of the same shapes (same model, stack size, batch size,
 records and evaluation sets; up to CALIBRATION_STEPS batches; the median of its epochs after the
-first, which pays for warm-up), its extra steps, where the real epoch has more, added at that fit's seconds per
-step. The stand-in itself has too few steps per epoch to time them: a fixed cost per epoch would
-dominate. Calibrations are kept per cost class for the life of the kernel.
+first, which pays for warm-up); where the real epoch has more steps, they are added at that
+fit's seconds per step. The stand-in itself has too few steps per epoch to be timed: a fixed
+cost per epoch would dominate them. Calibrations are kept per cost class for the kernel's life.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import json
 import math
 import os
 import time
-
-import torch
 
 from .. import settings, stacked, train
 from ..cache import Store
@@ -46,10 +45,6 @@ _VARIES = ("seed", "lr", "momentum", "weight_decay", "init", "epochs", "train_si
 _standins: dict[str, tuple[Result, dict]] = {}  # key -> (stand-in, its record): a repeated ask trains once
 _calibrated: dict[tuple, tuple[float, float, float]] = {}  # cost class -> (epoch, warm-up, step seconds)
 _count = {"calls": 0, "batches": 0}
-
-
-def active() -> bool:
-    return bool(os.environ.get(PLAN))
 
 
 def _write(lines: list[dict]) -> None:
@@ -90,14 +85,15 @@ def _epoch(specs: list[RunSpec], n_train: int, members: list, ds, root) -> tuple
     """(seconds of one real epoch of the batch, warm-up seconds), from a short fit of the same
     shapes on the real evaluation sets and up to CALIBRATION_STEPS batches of training data: the
     median of its epochs after the first (which also pays for warm-up), 3 epochs or enough for
-    2 x CALIBRATION_STEPS steps. A longer real epoch adds its extra steps at the fit's seconds per
-    step (its epoch less one evaluation pass, per step)."""
+    2 x CALIBRATION_STEPS steps, but not more than the real run's (2 at least). A longer real
+    epoch adds its extra steps at the fit's seconds per step (its epoch less one evaluation pass,
+    per step)."""
     k, first = len(specs), specs[0]
     real = math.ceil(n_train / first.batch_size)
     steps = min(CALIBRATION_STEPS, real)
     cls = (*_cost_class(first, k), first.val_size, first.test_size, first.eval_test, steps)
     if cls not in _calibrated:
-        epochs = max(3, math.ceil(2 * CALIBRATION_STEPS / steps))
+        epochs = min(max(3, math.ceil(2 * CALIBRATION_STEPS / steps)), max(first.epochs, 2))  # never past the run
         timed = [s.replace(train_size=min(n_train, steps * s.batch_size), epochs=epochs, snapshot_every=None)
                  for s in specs]
         histories, _, _ = _train(timed, root)
@@ -196,4 +192,4 @@ def _line(spec: RunSpec, key: str, call: str, n_train: int | None, *, cached: bo
             "stack_size": stack_size, "estimate_s": estimate_s}
 
 
-__all__ = ["PLAN", "active", "sweep", "shrink", "STANDIN_BATCHES", "STANDIN_EVAL", "CALIBRATION_STEPS"]
+__all__ = ["PLAN", "sweep", "shrink", "STANDIN_BATCHES", "STANDIN_EVAL", "CALIBRATION_STEPS"]
