@@ -88,7 +88,10 @@ def plan(todo: Iterable[tuple[Lab, dict]], *, root=None, timeout: float | None =
         except execution.LabError as exc:
             out.append({"lab": lab.stem, "error": str(exc)})
         if log:
-            log(f"  {lab.stem}: {'FAILED' if 'error' in out[-1] else 'planned'} in {time.perf_counter() - start:.0f} s")
+            p, took = out[-1], f"{time.perf_counter() - start:.0f} s"
+            log(f"  {lab.stem}: FAILED after {took}" if "error" in p else
+                f"  {lab.stem}: planned in {took}: {p['runs']} runs ({p['cached']} cached), estimated "
+                f"{_clock(p['total'])} (training {_clock(p['training'])} + other {_clock(p['other'])})")
     return out
 
 
