@@ -7,7 +7,7 @@ would train in (cut by `schedule.batches`, the real sweep's one way to group), a
 estimated seconds. A cached spec returns its real Result. Any other returns a *stand-in*: the
 real spec and key with the history, steps, snapshots and weights of a shrunk copy (same model,
 optimizer, batch size and epochs, fewer epochs only past STANDIN_STEPS steps; two batches of
-training data; at most STANDIN_EVAL validation and test samples), trained the way the real
+training data, at most STANDIN_SAMPLES; at most STANDIN_EVAL validation and test samples), trained the way the real
 sweep would group it. So the lab's own code runs on (it reads histories, rebuilds models, builds
 later specs from earlier results as lab 8's local search does), and the plan comes from the
 notebooks, not from a second copy of their logic.
@@ -36,9 +36,11 @@ from .schedule import PLAN, batches
 from .spec import RunSpec
 
 STANDIN_BATCHES = 2  # training batches per epoch of a stand-in
+STANDIN_SAMPLES = 256  # training samples of a stand-in, at most
 STANDIN_EVAL = 200  # validation and test samples of a stand-in, at most
 STANDIN_STEPS = 2000  # steps of a stand-in, at most
 CALIBRATION_STEPS = 32  # steps per epoch of the fit that times a step
+SLOW = 2.0  # seconds of 2 x CALIBRATION_STEPS steps past which the fit that times them has 3 epochs
 _VARIES = ("seed", "lr", "momentum", "weight_decay", "init", "epochs", "train_size", "val_size", "test_size",
            "snapshot_every", "eval_test")
 
@@ -53,10 +55,11 @@ def _write(lines: list[dict]) -> None:
 
 
 def shrink(spec: RunSpec, n_train: int, n_test: int, steps_per_epoch: int) -> RunSpec:
-    """The stand-in's spec: STANDIN_BATCHES batches of training data, small evaluation sets,
+    """The stand-in's spec: STANDIN_BATCHES batches of training data (at most STANDIN_SAMPLES:
+    a stand-in of batch 4,000 need not train on 8,000 images), small evaluation sets,
     about as many snapshots as the real run takes, and its epochs, unless that makes more than
     STANDIN_STEPS steps (lab 5's full-batch fits of 20,000 epochs): then fewer epochs."""
-    small = min(n_train, STANDIN_BATCHES * spec.batch_size)
+    small = min(n_train, STANDIN_BATCHES * spec.batch_size, STANDIN_SAMPLES)
     steps = math.ceil(small / spec.batch_size)
     every = spec.snapshot_every
     if every:
@@ -81,11 +84,12 @@ def _train(specs: list[RunSpec], root) -> tuple[list, list, float]:
     return recipe.train_stack(specs, root)
 
 
-def _epoch(specs: list[RunSpec], n_train: int, members: list, ds, root) -> tuple[float, float]:
+def _epoch(specs: list[RunSpec], n_train: int, members: list, ds, root, guess: float) -> tuple[float, float]:
     """(seconds of one real epoch of the batch, warm-up seconds), from a short fit of the same
     shapes on the real evaluation sets and up to CALIBRATION_STEPS batches of training data: the
-    median of its epochs after the first (which also pays for warm-up), 3 epochs or enough for
-    2 x CALIBRATION_STEPS steps, but not more than the real run's (2 at least). A longer real
+    median of its epochs after the first (which also pays for warm-up), 3 epochs or, where the
+    stand-in's `guess` of a step's seconds says that takes under SLOW seconds, enough epochs for
+    2 x CALIBRATION_STEPS steps; never more than the real run's (2 at least). A longer real
     epoch adds its extra steps at the fit's seconds per step (its epoch less one evaluation pass,
     per step)."""
     k, first = len(specs), specs[0]
@@ -93,7 +97,8 @@ def _epoch(specs: list[RunSpec], n_train: int, members: list, ds, root) -> tuple
     steps = min(CALIBRATION_STEPS, real)
     cls = (*_cost_class(first, k), first.val_size, first.test_size, first.eval_test, steps)
     if cls not in _calibrated:
-        epochs = min(max(3, math.ceil(2 * CALIBRATION_STEPS / steps)), max(first.epochs, 2))  # never past the run
+        many = guess * 2 * CALIBRATION_STEPS < SLOW  # cheap steps: time enough of them
+        epochs = min(max(3, math.ceil(2 * CALIBRATION_STEPS / steps) if many else 3), max(first.epochs, 2))
         timed = [s.replace(train_size=min(n_train, steps * s.batch_size), epochs=epochs, snapshot_every=None)
                  for s in specs]
         histories, _, _ = _train(timed, root)
@@ -132,7 +137,10 @@ def _batch(specs: list[RunSpec], keys: list[str], root) -> tuple[list[Result], f
     n_train, first = len(ds.train), specs[0]
     small = [shrink(s, n_train, len(ds.test), math.ceil(n_train / first.batch_size)) for s in specs]
     histories, members, seconds = _train(small, root)
-    epoch, warm = _epoch(specs, n_train, members, ds, root)
+    times = histories[0].epochs["seconds"]
+    guess = float(times.iloc[1:].median() if len(times) > 1 else times.iloc[0]) * len(specs) / math.ceil(
+        small[0].train_size / first.batch_size)
+    epoch, warm = _epoch(specs, n_train, members, ds, root, guess)
     estimate = warm + first.epochs * epoch
     env = {**_env(resolve_device(first.device), "plan", fingerprint.code_fingerprint()), "stack_size": len(specs)}
     standins = []
