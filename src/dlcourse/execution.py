@@ -218,6 +218,29 @@ def _cell_error(lab: Lab, exc) -> LabError:
                     line_number=number, line=line)
 
 
+def run_notebook(lab: Lab, params: dict, path: Path, *, root: str | os.PathLike | None = None,
+                 timeout: float | None = DEFAULT_TIMEOUT, progress: bool = False):
+    """Execute `lab` with `params` into `path` with papermill, in a kernel of this Python that
+    inherits this environment; return the notebook, or raise LabError naming the failing cell.
+    Both `execute` and plan mode (`dlcourse.planning`) run labs through it."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        return papermill.execute_notebook(
+            str(lab.path), str(path), parameters=params, kernel_name=kernel_name(),
+            cwd=str(Path(root or default_root()).resolve()), progress_bar=progress,
+            execution_timeout=timeout or None, start_timeout=120,
+            # The kernel's own log (not the notebook's output): quiet its warning about
+            # unencrypted TCP on localhost, printed on every start.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    except PapermillExecutionError as exc:
+        raise _cell_error(lab, exc) from None
+    except Exception as exc:  # kernel died, cell timed out, notebook unreadable, ...
+        raise LabError(f"{lab.stem} failed: {type(exc).__name__}: {exc}", lab=lab.stem,
+                       ename=type(exc).__name__, evalue=str(exc)) from None
+
+
 def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | os.PathLike | None = None,
             timeout: float | None = DEFAULT_TIMEOUT, progress: bool = False, profile: str | None = None,
             fingerprint: str | None = None) -> Path:
@@ -227,8 +250,6 @@ def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | o
     executed copy, marked stale, and says so.
     """
     import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
 
     check_names(lab, params)
     out_dir = Path(out_dir)
@@ -244,18 +265,9 @@ def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | o
     os.environ[RUN_LOG] = str(run_log)  # the kernel inherits it and lists the runs the lab asks for
     try:
         try:
-            nb = papermill.execute_notebook(
-                str(lab.path), str(tmp), parameters=params, kernel_name=kernel_name(),
-                cwd=str(Path(root or default_root()).resolve()), progress_bar=progress,
-                execution_timeout=timeout or None, start_timeout=120,
-                # The kernel's own log (not the notebook's output): quiet its warning about
-                # unencrypted TCP on localhost, printed on every start.
-                extra_arguments=["--IPKernelApp.log_level=ERROR"])
-        except PapermillExecutionError as exc:
-            error = _cell_error(lab, exc)
-        except Exception as exc:  # kernel died, cell timed out, notebook unreadable, ...
-            error = LabError(f"{lab.stem} failed: {type(exc).__name__}: {exc}", lab=lab.stem,
-                             ename=type(exc).__name__, evalue=str(exc))
+            nb = run_notebook(lab, params, tmp, root=root, timeout=timeout, progress=progress)
+        except LabError as exc:
+            error = exc
         except BaseException as exc:  # SIGTERM (as SystemExit), Ctrl-C
             if kept:
                 mark_stale(target, f"the run was interrupted ({type(exc).__name__})")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
 from pathlib import Path
 
-from .. import book, execution, settings
+from .. import book, execution, planning, settings
 from .. import labs as labs_mod
 
 ROOT_HELP = "course checkout (default: the cwd if it holds notebooks/)"
@@ -65,11 +66,31 @@ def _place(args) -> None:
         os.environ["DLCOURSE_THREADS"] = str(settings.threads(args.threads))
 
 
+def _plan(args, todo: list[tuple[labs_mod.Lab, dict]]) -> int:
+    """--plan of `labs run` and `book`: each lab executed in plan mode (`dlcourse.planning`), one table."""
+    if getattr(args, "pdf", False):
+        raise ValueError("pdf=True is not valid with plan=True; --plan builds nothing (drop --pdf, or --plan)")
+    if settings.backend() == "ray":
+        raise ValueError("backend='ray' is not valid with plan=True; --plan estimates training on this machine "
+                         "(drop --backend ray, or --plan)")
+    print(f"plan (profile {args.profile}): executing {len(todo)} lab(s) with stand-in runs ...", flush=True)
+    start = time.perf_counter()
+    plans = planning.plan(todo, root=args.root, timeout=args.timeout, log=functools.partial(print, flush=True))
+    print(planning.table(plans))
+    print(f"the plan took {time.perf_counter() - start:.0f} s", flush=True)
+    failed = [p["error"] for p in plans if "error" in p]
+    if failed:
+        raise execution.LabError("\n".join(failed))
+    return 0
+
+
 def _run(args) -> int:
     execution.exit_on_sigterm()
     args = _rooted(args)
     _place(args)
     todo = _chosen(args)
+    if args.plan:
+        return _plan(args, todo)
     fingerprint = execution.code_fingerprint()
     for lab, params in todo:
         print(f"{lab.stem}: running with profile {args.profile} ...", flush=True)
@@ -91,6 +112,12 @@ def _book(args) -> int:
     execution.exit_on_sigterm()
     args = _rooted(args)
     _place(args)
+    if args.plan:
+        todo = book.stale_labs(args.root, args.profile, force=args.force)
+        current = [lab.stem for lab in labs_mod.discover(args.root) if lab.stem not in {t.stem for t, _ in todo}]
+        if current:
+            print(f"current in book/labs (not planned; --force plans them too): {', '.join(current)}")
+        return _plan(args, todo)
     book.build(args.root, args.profile, force=args.force, timeout=args.timeout, progress=args.progress, pdf=args.pdf)
     return 0
 
@@ -120,6 +147,12 @@ def _placement(parser) -> None:
                              "else torch's default; 1 per Ray task)")
 
 
+def _planning(parser) -> None:
+    parser.add_argument("--plan", action="store_true",
+                        help="train nothing: print per lab its runs, how many are cached, and estimated times "
+                             "(each lab runs with stand-in runs; book/labs and the cache are left alone)")
+
+
 def _timeout(parser, what: str) -> None:
     parser.add_argument("--timeout", type=float, default=execution.DEFAULT_TIMEOUT,
                         help=f"seconds allowed per {what} (default {execution.DEFAULT_TIMEOUT}; 0: no limit)")
@@ -144,6 +177,7 @@ def register(sub) -> None:
     _timeout(run, "cell")
     _placement(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _planning(run)
     run.set_defaults(func=_run)
 
     params = labs_sub.add_parser(
@@ -161,4 +195,5 @@ def register(sub) -> None:
     bk.add_argument("--progress", action="store_true", help="show papermill's progress bar per lab")
     bk.add_argument("--pdf", action="store_true",
                     help="then print it with Chromium: _build/pdf/<lab>.pdf per lab and _build/pdf/book.pdf")
+    _planning(bk)
     bk.set_defaults(func=_book)

@@ -39,6 +39,16 @@ def _train_local(spec: RunSpec, key: str, store: Store, root, progress: bool) ->
 #: (the book layer, above this one) sets it for a lab's kernel and keeps the keys in the
 #: executed notebook, so `dlcourse runs export --lab` finds the runs of a lab's build.
 RUN_LOG = "DLCOURSE_RUN_LOG"
+#: When set (to a file), `run` and `sweep` plan instead of training: see `runs.plan`, to which
+#: `_planned` hands them; `dlcourse.planning` (the book layer) sets it for a lab's kernel.
+PLAN = "DLCOURSE_PLAN"
+
+
+def _planned(specs: list[RunSpec], **options) -> tuple[dict[str, Result], list[list[str]]]:
+    """Plan mode's answer to `run` and `sweep`: cached Results and stand-ins, nothing trained or stored."""
+    from . import plan  # lazy: it imports this module
+
+    return plan.sweep(specs, **options)
 
 
 def record_use(keys: Iterable[str]) -> None:
@@ -56,6 +66,8 @@ def run(spec: RunSpec | Mapping, force: bool = False, *, cache=None, root=None, 
     CacheWarning and recomputed. Concurrent processes asking for one spec train it once.
     """
     spec = as_spec(spec)
+    if os.environ.get(PLAN):
+        return _planned([spec], stack=False, cache=cache, root=root)[0][spec.key]
     store = Store(cache)
     key = spec.key
     record_use([key])
@@ -175,6 +187,9 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str | None = None, *, sta
     if isinstance(specs, (str, bytes, Mapping)):
         raise ValueError(f"specs={specs!r} is not valid; it must be a list of RunSpecs or dicts")
     specs = [as_spec(s) for s in specs]
+    if os.environ.get(PLAN):
+        results, stacks = _planned(specs, stack=stack, max_stack=max_stack, cache=cache, root=root, threads=threads)
+        return _frame([s.key for s in specs], results, stacks)
     store = Store(cache)
     store.clean_partial()
     keys = [s.key for s in specs]
@@ -213,6 +228,10 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str | None = None, *, sta
                 results.update(_train_here(cut, unique, store, root, force, corrupt, bar, stacks))
     finally:
         bar.close()
+    return _frame(keys, results, stacks)
+
+
+def _frame(keys: list[str], results: dict[str, Result], stacks: list[list[str]]) -> pd.DataFrame:
     stack_of = {k: i for i, members in enumerate(stacks) for k in members}
     df = pd.DataFrame([_row(results[k], stack_of.get(k, -1)) for k in keys])
     df.attrs["stacks"] = stacks
