@@ -26,9 +26,7 @@ elementwise, so stepping the stacked tensors moves each member as if it were alo
 differ in lr, momentum or weight decay get their own param group over their slice of the stack
 (`param_groups`). `member_state_dict(i)` writes member i back out as an ordinary nn model's state.
 
-Layouts inside `forward`: dense activations are (K, F, B) (feature-major, see Linear above),
-except that a final Linear writes (K, B, out) directly (x^T W^T: a transposed output costs the
-loss a copy and `argmax` a strided pass, about 80 us per step of 8 members, 1 thread);
+Layouts inside `forward`: dense activations are (K, F, B) (feature-major, see Linear above);
 image activations are (B, K*C, H, W) (member k owns channels k*C..(k+1)*C). Inputs are
 (K, B, *in), one batch per member, or with `shared=True` one batch (B, *in) that every member
 sees (evaluation on a common test set). Outputs are (K, B, out).
@@ -82,22 +80,16 @@ def _stacked(tensors: list[torch.Tensor]) -> nn.Parameter:
 
 
 class _Linear(nn.Module):
-    def __init__(self, mods: list[nn.Linear], last: bool = False):
+    def __init__(self, mods: list[nn.Linear]):
         super().__init__()
         self.weight = _stacked([m.weight for m in mods])                # (K, out, in)
         self.bias = _stacked([m.bias.unsqueeze(1) for m in mods])       # (K, out, 1)
-        self.last = last  # the model's output layer: (K, B, out), as the loss and argmax read it
 
     def forward(self, x, shared):
         if not shared:  # x: (K, in, B)
-            if self.last:  # x^T W^T: the same products, written batch-major
-                w, b = self.weight.transpose(1, 2), self.bias.transpose(1, 2)
-                return torch.baddbmm(b, x.transpose(1, 2), w), False
             return torch.baddbmm(self.bias, self.weight, x), False
         k, fan_out, fan_in = self.weight.shape  # one (B, in) @ (in, K*out) product for all members
         out = x @ self.weight.reshape(k * fan_out, fan_in).t()
-        if self.last:
-            return out.view(-1, k, fan_out).transpose(0, 1) + self.bias.transpose(1, 2), False
         return out.view(-1, k, fan_out).permute(1, 2, 0) + self.bias, False
 
     def member_state(self, i):
@@ -206,7 +198,7 @@ class Stack(nn.Module):
             mods = [m[i] for m in members]
             first = mods[0]
             if isinstance(first, nn.Linear):
-                layers.append(_Linear(mods, last=i == len(self.names) - 1))
+                layers.append(_Linear(mods))
             elif isinstance(first, nn.Conv2d):
                 layers.append(_Conv2d(mods))
             elif isinstance(first, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -227,9 +219,8 @@ class Stack(nn.Module):
             x, shared = layer(x, shared)
         if shared:  # a model without parameters: every member gives the same output
             return x.expand(self.k, *x.shape)
-        if isinstance(self.layers[-1], _Linear):  # batch-major already (see _Linear.last)
-            return x
-        return x.transpose(1, 2) if x.dim() == 3 else x
+        # contiguous (K, B, out): the loss reads it as a view and argmax runs unstrided
+        return x.transpose(1, 2).contiguous() if x.dim() == 3 else x
 
     def member_state_dict(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's state (parameters and buffers) under its own model's names, as CPU copies."""
