@@ -219,7 +219,8 @@ class Stack(nn.Module):
             x, shared = layer(x, shared)
         if shared:  # a model without parameters: every member gives the same output
             return x.expand(self.k, *x.shape)
-        return x.transpose(1, 2) if x.dim() == 3 else x
+        # contiguous (K, B, out): the loss reads it as a view and argmax runs unstrided
+        return x.transpose(1, 2).contiguous() if x.dim() == 3 else x
 
     def member_state_dict(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's state (parameters and buffers) under its own model's names, as CPU copies."""
