@@ -21,7 +21,6 @@ Last line: ratio_stacked=<MLP, sequential / stacked> ratio_stacked_cnn=<CNN, seq
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import tempfile
@@ -52,7 +51,7 @@ def warm_up(tmp: str) -> None:
     """Both ways once, untimed, on a few hundred images: a session's first-call costs (thread pool,
     kernel selection, the code fingerprint) are paid once per session, not per run, by either way."""
     for make in (mlp_specs, cnn_specs):
-        group = [dataclasses.replace(s, train_size=640) for s in make(2, 0)]
+        group = [s.replace(train_size=640) for s in make(2, 0)]
         runs.run(group[0], cache=os.path.join(tmp, "warm"))
         runs.sweep(group, cache=os.path.join(tmp, "warm"), progress=False)
 
