@@ -162,3 +162,15 @@ def test_names_come_from_the_vocabulary():
     assert optim.OPTIMIZERS is vocabulary.OPTIMIZERS
     with pytest.raises(ValueError, match="init='glorot'.*" + ", ".join(vocabulary.INITS)):
         models.mlp([4], init="glorot")
+
+
+def test_kernel_environment_tunes_glibc_unless_the_user_did():
+    import platform
+
+    from dlcourse.fast import SETTINGS, kernel_environment
+
+    if platform.libc_ver()[0] != "glibc":
+        assert kernel_environment({}) == {}
+        return
+    assert kernel_environment({"PATH": "/bin"}) == SETTINGS
+    assert kernel_environment({"MALLOC_TRIM_THRESHOLD_": "0"}) == {}  # a user's own choice stays alone

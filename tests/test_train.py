@@ -210,3 +210,36 @@ def test_step_threads_one_thread_for_small_dense_steps_only_and_restored():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+_LONG_FIT = """
+import resource, sys, tempfile
+from dlcourse import models
+from dlcourse.runs import RunSpec, sweep
+
+def peak_after(epochs):
+    specs = [RunSpec(dataset="sinc", train_size=1000, model="mlp", hidden=models.matched_hidden(2, 571),
+                     optimizer="momentum", lr=0.01, loss="mse", batch_size=1000, epochs=epochs, seed=s,
+                     record_grad_norm=True, device="cpu") for s in range(5)]
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep(specs, cache=tmp, progress=False)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+print(peak_after(150), peak_after(750))
+"""
+
+
+def test_long_fits_of_one_step_epochs_keep_memory_flat():
+    """Lab 5's full profile (20,000 one-step epochs, gradient norms recorded) once grew ~1 MB per
+    epoch: per-step records kept as tiny tensors fragmented the C heap. A fresh process with
+    glibc's default settings, so only the trainer's own allocations count."""
+    import os
+    import subprocess
+    import sys
+
+    from dlcourse.fast import SETTINGS
+
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    out = subprocess.run([sys.executable, "-c", _LONG_FIT], env=env, check=True, capture_output=True, text=True)
+    short, long = map(float, out.stdout.split())
+    assert long - short < 150, f"peak memory grew from {short:.0f} MB to {long:.0f} MB over 600 more epochs"

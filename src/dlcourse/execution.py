@@ -226,6 +226,10 @@ def run_notebook(lab: Lab, params: dict, path: Path, *, root: str | os.PathLike 
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from .fast import kernel_environment
+
+    added = kernel_environment()  # the kernel inherits os.environ; set for its start, then removed
+    os.environ.update(added)
     try:
         return papermill.execute_notebook(
             str(lab.path), str(path), parameters=params, kernel_name=kernel_name(),
@@ -239,6 +243,9 @@ def run_notebook(lab: Lab, params: dict, path: Path, *, root: str | os.PathLike 
     except Exception as exc:  # kernel died, cell timed out, notebook unreadable, ...
         raise LabError(f"{lab.stem} failed: {type(exc).__name__}: {exc}", lab=lab.stem,
                        ename=type(exc).__name__, evalue=str(exc)) from None
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def execute(lab: Lab, params: dict, out_dir: str | os.PathLike, *, root: str | os.PathLike | None = None,

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -276,6 +277,9 @@ def fit(
     snapshots: list[list] = [[] for _ in range(k)]
     stopped: list[int | None] = [None] * k  # the step at which a member diverged
     frozen: dict[int, dict] = {}  # a diverged member's state at that point
+    # Per-step records become Python floats once per epoch: thousands of tiny tensors kept for a
+    # whole fit, between the step's large temporaries, fragment the C heap (lab 5's full profile,
+    # 20,000 one-step epochs, grew to ~18 GB that way; as floats it stays flat).
     step_losses, step_norms, step = [], [], 0
     if snapshot_every:
         for i, snap in enumerate(snapshot()):
@@ -291,7 +295,7 @@ def fit(
                 batches = batches.split(batch_size, dim=1)
             else:
                 batches = batch_indices(n, batch_size, gens[0], device)
-            losses, predictions = [], []  # per-step tensors, reduced once per epoch (no per-step sync)
+            losses, predictions, norms = [], [], []  # per-step tensors, reduced once per epoch (no per-step sync)
             for idx in batches:
                 xb = _take(x, idx)
                 yb = y.gather(1, idx) if member_labels else _take(y, idx)
@@ -301,7 +305,7 @@ def fit(
                     p.grad = None
                 (batch_loss.sum() if stack else batch_loss).backward()
                 if record_grad_norm:
-                    step_norms.append(model.member_grad_norms() if stack else _grad_norm(params))
+                    norms.append(model.member_grad_norms() if stack else _grad_norm(params))
                 opt.step()
                 losses.append(batch_loss.detach())
                 if classify:
@@ -321,7 +325,9 @@ def fit(
                 labels = y.gather(1, order) if member_labels else y[order]
                 train_accs = [c / n for c in (torch.cat(predictions, dim=-1) == labels).sum(-1).reshape(-1).tolist()]
             if record_steps:
-                step_losses.extend(epoch_losses.unbind())
+                step_losses.extend(epoch_losses.tolist())
+            if norms:
+                step_norms.extend(torch.stack(norms).tolist())
             evals = {name: evaluate(model, split, loss) for name, split in eval_sets.items()}
             seconds = (time.perf_counter() - start) / k
             for i in range(k):
@@ -352,13 +358,12 @@ def fit(
         steps = None
         last = stopped[i] if stopped[i] is not None else step
         if record_steps and step_losses:
-            per_step = torch.stack(step_losses[:last])
-            steps = pd.DataFrame({"step": range(1, last + 1),
-                                  "loss": (per_step[:, i] if stack else per_step).cpu().numpy()})
+            per_step = np.asarray(step_losses[:last], dtype=np.float32)
+            steps = pd.DataFrame({"step": range(1, last + 1), "loss": per_step[:, i] if stack else per_step})
             steps["epoch"] = (steps["step"] - 1) * batch_size // n + 1
             if record_grad_norm:
-                norms = torch.stack(step_norms[:last])
-                steps["grad_norm"] = (norms[:, i] if stack else norms).cpu().numpy()
+                per_step = np.asarray(step_norms[:last], dtype=np.float32)
+                steps["grad_norm"] = per_step[:, i] if stack else per_step
         histories.append(History(epochs=pd.DataFrame(rows[i]), steps=steps, snapshots=snapshots[i],
                                  diverged=stopped[i] is not None))
     return histories if stack else histories[0]
