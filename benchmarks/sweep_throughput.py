@@ -15,6 +15,8 @@ ratios is reported with its spread. Before timing, both ways run once, untimed, 
 images (first-call costs are a session's, not a run's). Both ways include what a user pays: spec hashing, training,
 evaluation and writing the entries. Data is loaded once beforehand (the in-process data cache),
 as in a notebook session.
+A last measurement bounds the MLP's ratio: the training step alone (one model, the stack) and the
+stack's floor (its matmuls and its Adam step timed alone), per model-step.
 Last line: ratio_stacked=<MLP, sequential / stacked> ratio_stacked_cnn=<CNN, sequential / stacked>.
 """
 
@@ -86,6 +88,51 @@ def report(tag: str, what: str, seq_t, stk_t, ratios, acc_seq, acc_stk) -> float
     return statistics.median(ratios)
 
 
+def step_ceiling(k: int, repeats: int, steps: int = 200) -> dict[str, list[float]]:
+    """Microseconds per model-step of the MLP's training step (784-100-10, Adam, batch 64, the
+    thread count `train.fit` picks): one model alone, a stack of `k`, and the stack's floor: its
+    five batched matmuls alone (into preallocated outputs) plus its Adam step alone, work that no
+    way of stacking avoids. `one / floor` bounds what stacking can gain on this machine."""
+    from dlcourse import models, optim, stacked, train
+
+    torch.manual_seed(0)
+    x, y = torch.randn(k, 64, 784), torch.randint(0, 10, (k, 64))
+    one = models.mlp([100])
+    stack = stacked.Stack([models.mlp([100]) for _ in range(k)])
+    opt_one, opt_stack = optim.make("adam", one.parameters()), optim.make("adam", stack.parameters())
+    loss_one, loss_stack = train.loss_fn("ce"), train.loss_fn("ce", members=True)
+    w1, w2, xt = torch.randn(k, 100, 784), torch.randn(k, 10, 100), x.transpose(1, 2).contiguous()
+    h, out, gh = torch.empty(k, 100, 64), torch.empty(k, 10, 64), torch.empty(k, 100, 64)
+    g1, g2 = torch.empty(k, 100, 784), torch.empty(k, 10, 100)
+
+    def step(model, opt, loss):
+        for p in model.parameters():
+            p.grad = None
+        total = loss(model(x[0] if model is one else x), y[0] if model is one else y)
+        (total.sum() if model is stack else total).backward()
+        opt.step()
+
+    def matmuls():  # forward W1 x, W2 h; backward dW2 = g h^T, dh = W2^T g, dW1 = dh x^T
+        torch.bmm(w1, xt, out=h), torch.bmm(w2, h, out=out)
+        torch.bmm(out, h.transpose(1, 2), out=g2), torch.bmm(w2.transpose(1, 2), out, out=gh)
+        torch.bmm(gh, xt.transpose(1, 2), out=g1)
+
+    ways = {"one": (one, lambda: step(one, opt_one, loss_one), 1),
+            "stack": (stack, lambda: step(stack, opt_stack, loss_stack), k),
+            "matmuls": (stack, matmuls, k), "adam": (stack, opt_stack.step, k)}
+    times = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, (model, fn, members) in ways.items():
+            with train.step_threads(torch.device("cpu"), list(model.parameters()), 64):
+                fn()
+                start = time.perf_counter()
+                for _ in range(steps):
+                    fn()
+                times[name].append(1e6 * (time.perf_counter() - start) / steps / members)
+    times["floor"] = [m + a for m, a in zip(times["matmuls"], times["adam"])]
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -124,7 +171,13 @@ def main() -> None:
         fill = time.perf_counter() - t0
         big_t = [timed(runs.sweep, big, cache=cache_c, progress=False)[0] for _ in range(3)]
 
+    ceiling = step_ceiling(args.models, args.repeats)
     ratio = report("mlp", "test accuracy", *mlp)
+    us = {name: statistics.median(v) for name, v in ceiling.items()}
+    print(f"mlp step, microseconds per model-step (median of {args.repeats}): one model {us['one']:.0f}, "
+          f"stack of {args.models} {us['stack']:.0f}, the stack's floor {us['floor']:.0f} "
+          f"(matmuls {us['matmuls']:.0f} + Adam {us['adam']:.0f}); step ratio {us['one'] / us['stack']:.2f}, "
+          f"highest stacking can reach here {us['one'] / us['floor']:.2f}")
     print(f"mlp, 8 distinct (lr, weight decay) settings: stacked {spread(decayed)} per model-epoch, "
           f"ratio to sequential {statistics.median(mlp[0]) / statistics.median(decayed):.2f}")
     ratio_cnn = report("cnn (200 steps)", "train accuracy", *cnn) if cnn else float("nan")
