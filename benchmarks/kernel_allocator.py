@@ -31,16 +31,12 @@ def child(workload: str, epochs: int) -> None:
     import torch
 
     from dlcourse import experiments as ex
-    from dlcourse import models
     from dlcourse.runs import RunSpec, sweep
 
     if workload == "function":
         torch.set_num_threads(1)  # as lab 5 does
-        specs = [RunSpec(dataset=c["dataset"], train_size=1000, model="mlp",
-                         hidden=models.matched_hidden(c["depth"], 571), optimizer="momentum", lr=0.01,
-                         momentum=0.9, loss="mse", batch_size=1000, epochs=epochs, seed=c["seed"],
-                         init="he", record_grad_norm=True, device="cpu")
-                 for c in ex.grid({}, dataset=["sinc", "sign"], depth=[8, 5, 2], seed=list(range(5)))]
+        specs = [RunSpec.from_dict(d) for d in ex.function_fits(["sinc", "sign"], [8, 5, 2], range(5),
+                                                                 epochs=epochs, device="cpu")]
     else:
         specs = [RunSpec(dataset="fashion-mnist", model="mlp", hidden=(100,), optimizer="adam", batch_size=64,
                          epochs=1, lr=1e-3, seed=0, device="cpu")]

@@ -69,6 +69,16 @@ def test_hidden_layers_are_depth_times_width():
 
 # ---------------------------------------------------------------- frames
 
+def test_function_fits_are_lab_5s_nets_of_matched_size():
+    fits = ex.function_fits(["sinc", "sign"], [8, 5, 2], range(3), epochs=7, device="cpu")
+    assert len(fits) == 2 * 3 * 3 and "depth" not in fits[0]
+    assert [f["hidden"] for f in fits[:9:3]] == [[9] * 7, [13, 13, 13, 12], [190]]  # the report's ~571 weights
+    assert {(f["dataset"], f["seed"]) for f in fits} == {(d, s) for d in ("sinc", "sign") for s in range(3)}
+    assert all(f["loss"] == "mse" and f["record_grad_norm"] and f["epochs"] == 7 for f in fits)
+    with pytest.raises(ValueError, match="depths"):
+        ex.function_fits(["sinc"], [], [0], epochs=1)
+
+
 def test_labels_and_parameter_counts_read_well():
     assert ex.make_label({**BASE, "hidden": [100, 100]}, ["hidden"]) == "2×100"
     assert ex.make_label({**BASE, "hidden": [100, 50]}, ["hidden"]) == "100-50"

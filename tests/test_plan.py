@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, real_data_root
-from dlcourse import cli, execution, labs, planning, runs
+from dlcourse import cli, execution, labs, planning, runs, settings
 from dlcourse.runs import plan as run_plan
 
 LABS = ("lab01_depth", "lab03_batchnorm")
@@ -60,7 +60,7 @@ def test_the_plan_names_the_runs_the_execution_uses(smoke):
 def test_the_plan_writes_nothing_real(smoke):
     assert smoke["cache"] == {}  # not even the cache folder
     assert smoke["book_labs"][0] == smoke["book_labs"][1]
-    assert run_plan.PLAN not in os.environ and execution.RUN_LOG not in os.environ
+    assert settings.PLAN not in os.environ and settings.RUN_LOG not in os.environ
 
 
 def test_after_the_build_everything_is_cached(smoke):
@@ -87,7 +87,7 @@ def test_stand_ins_carry_the_real_spec_and_its_epochs(toy_root, tmp_path, monkey
     """A stand-in: the real spec and key, one history row per real epoch, a model of the real
     shape; the real cache untouched, and `run` answers through the same hook."""
     log = tmp_path / "plan.jsonl"
-    monkeypatch.setenv(run_plan.PLAN, str(log))
+    monkeypatch.setenv(settings.PLAN, str(log))
     base = dict(dataset="mnist", train_size=400, val_size=100, hidden=[16], epochs=3, batch_size=32)
     specs = [dict(base, seed=s) for s in range(3)] + [dict(base, hidden=[8, 8], snapshot_every=5)]
     df = runs.sweep(specs, root=toy_root, progress=False)
@@ -108,12 +108,15 @@ def test_stand_ins_carry_the_real_spec_and_its_epochs(toy_root, tmp_path, monkey
     assert all(r["estimate_s"] > 0 and r["train_size"] == 400 for r in lines)
 
 
-def test_plan_with_pdf_or_ray_is_refused(capsys, monkeypatch):
-    monkeypatch.setenv("DLCOURSE_BACKEND", "local")  # restored after: --backend sets it for the kernels
+def test_plan_with_pdf_or_ray_is_refused_and_the_environment_is_restored(capsys, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_BACKEND", "local")
+    monkeypatch.delenv("DLCOURSE_THREADS", raising=False)
     assert cli.main(["book", "--plan", "--pdf", "--root", str(REPO)]) == 2
     assert "pdf=True is not valid with plan=True" in capsys.readouterr().err
-    assert cli.main(["labs", "run", "depth", "--plan", "--backend", "ray", "--root", str(REPO)]) == 2
+    assert cli.main(["labs", "run", "depth", "--plan", "--backend", "ray", "--threads", "1", "--root", str(REPO)]) == 2
     assert "backend='ray' is not valid with plan=True" in capsys.readouterr().err
+    # --backend and --threads reached the kernels' environment only for the command's duration
+    assert os.environ["DLCOURSE_BACKEND"] == "local" and "DLCOURSE_THREADS" not in os.environ
 
 
 def test_book_plan_plans_what_the_build_would_execute(tmp_path, capsys):

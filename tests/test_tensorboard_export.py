@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlcourse import cli, runs
+from dlcourse import cli, runs, settings
 from dlcourse.cache import HISTORY, SPEC, STEPS, Store
 from dlcourse.tensorboard_export import EVENTS_PREFIX, export
 
@@ -193,7 +193,7 @@ def test_a_lab_exports_the_runs_its_execution_used(cached, tmp_path, capsys, mon
     lab = labs.discover(root)[0]
     executed = execution.execute(lab, {"epochs": 2}, root / "book" / "labs", root=root, timeout=300)
     assert execution.made(executed)["runs"] == [key]
-    assert execution.RUN_LOG not in os.environ  # the variable was the kernel's only
+    assert settings.RUN_LOG not in os.environ  # the variable was the kernel's only
     assert not list((root / "book" / "labs").glob(".*"))  # nor is its log left behind
     out = tmp_path / "tb"
     code = cli.main(["runs", "export", "--tensorboard", str(out), "--cache", str(cache), "--root", str(root),

@@ -214,13 +214,12 @@ def test_step_threads_one_thread_for_small_dense_steps_only_and_restored():
 
 _LONG_FIT = """
 import resource, sys, tempfile
-from dlcourse import models
+from dlcourse import experiments
 from dlcourse.runs import RunSpec, sweep
 
 def peak_after(epochs):
-    specs = [RunSpec(dataset="sinc", train_size=1000, model="mlp", hidden=models.matched_hidden(2, 571),
-                     optimizer="momentum", lr=0.01, loss="mse", batch_size=1000, epochs=epochs, seed=s,
-                     record_grad_norm=True, device="cpu") for s in range(5)]
+    specs = [RunSpec.from_dict(d) for d in experiments.function_fits(["sinc"], [2], range(5), epochs=epochs,
+                                                                     device="cpu")]
     with tempfile.TemporaryDirectory() as tmp:
         sweep(specs, cache=tmp, progress=False)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

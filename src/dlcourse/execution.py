@@ -29,11 +29,9 @@ from pathlib import Path
 
 from .cache import _pid_alive
 from .labs import Lab, check_names, default_root
+from .settings import RUN_LOG
 
 STAMP_KEY = "dlcourse"  # notebook metadata key holding the stamp
-#: The file a lab's kernel lists the keys of its runs in (`runs.schedule.record_use` reads the
-#: same variable); they end up in the executed notebook's metadata, under STAMP_KEY.
-RUN_LOG = "DLCOURSE_RUN_LOG"
 # Cells shown collapsed in the book, with the label of their toggle.
 HIDDEN_TAGS = {"parameters": "Show the lab's default parameters",
                "injected-parameters": "Show the parameters of this run"}

@@ -79,6 +79,22 @@ def hidden_layers(depths: Sequence[int], widths: Sequence[int]) -> list[list[int
     return [[w] * d for d in depths for w in widths]
 
 
+def function_fits(functions: Sequence[str], depths: Sequence[int], seeds: Sequence[int], *, epochs: int,
+                  target_params: int = 571, points: int = 1000, batch_size: int = 1000, lr: float = 0.01,
+                  momentum: float = 0.9, init: str = "he", device: str = "auto") -> list[dict]:
+    """Lab 5's function fits as spec dicts: every function x depth x seed, an MLP of `depth` layers
+    with about `target_params` weights (`models.matched_hidden`), momentum SGD on the MSE, gradient
+    norms recorded. One builder, so that the lab, its memory test and `benchmarks/kernel_allocator.py`
+    train the very same fits."""
+    base = dict(train_size=points, model="mlp", optimizer="momentum", lr=lr, momentum=momentum, loss="mse",
+                batch_size=batch_size, epochs=epochs, init=init, record_grad_norm=True, device=device)
+    grid({}, functions=functions, depths=depths, seeds=seeds)  # each list checked under its own name
+    fits = grid(base, dataset=functions, depth=depths, seed=seeds)
+    for fit in fits:
+        fit["hidden"] = list(models.matched_hidden(fit.pop("depth"), target_params))
+    return fits
+
+
 # ---------------------------------------------------------------- frames of results
 
 def spec_dict(spec) -> dict:

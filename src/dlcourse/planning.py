@@ -22,9 +22,8 @@ from pathlib import Path
 
 from . import execution
 from .labs import Lab, check_names
+from .settings import PLAN, RUN_LOG
 
-#: The file a lab's kernel records its runs in, in plan mode (`runs.schedule.PLAN` reads the same).
-PLAN = "DLCOURSE_PLAN"
 COLUMNS = ("runs", "model-epochs", "cached", "stacks", "alone", "training", "other", "total")
 
 
@@ -32,7 +31,7 @@ def plan_lab(lab: Lab, params: dict, *, root=None, timeout: float | None = execu
              progress: bool = False) -> dict:
     """The plan of one lab: `summarize` of what its kernel recorded, executed in plan mode."""
     check_names(lab, params)
-    saved = {name: os.environ.pop(name, None) for name in (PLAN, execution.RUN_LOG)}
+    saved = {name: os.environ.pop(name, None) for name in (PLAN, RUN_LOG)}
     try:
         with tempfile.TemporaryDirectory(prefix=f"dlcourse-plan-{lab.stem}-") as tmp:
             log = Path(tmp) / "plan.jsonl"
@@ -116,4 +115,4 @@ def table(plans: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["plan", "plan_lab", "summarize", "table", "PLAN", "COLUMNS"]
+__all__ = ["plan", "plan_lab", "summarize", "table", "COLUMNS"]

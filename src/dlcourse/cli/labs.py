@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -55,15 +56,25 @@ def _chosen(args) -> list[tuple[labs_mod.Lab, dict]]:
     return todo
 
 
-def _place(args) -> None:
+@contextlib.contextmanager
+def _placed(args):
     """--backend, --address and --threads reach the labs' kernels (and their sweeps) as
-    $DLCOURSE_BACKEND, $RAY_ADDRESS and $DLCOURSE_THREADS (kernels inherit this environment)."""
-    if args.backend is not None:
-        os.environ["DLCOURSE_BACKEND"] = settings.backend(args.backend)
-    if args.address:
-        os.environ["RAY_ADDRESS"] = args.address
-    if args.threads is not None:
-        os.environ["DLCOURSE_THREADS"] = str(settings.threads(args.threads))
+    $DLCOURSE_BACKEND, $RAY_ADDRESS and $DLCOURSE_THREADS (kernels inherit this environment);
+    the caller's environment is restored afterwards (`main` may be called in-process)."""
+    values = {"DLCOURSE_BACKEND": None if args.backend is None else settings.backend(args.backend),
+              "RAY_ADDRESS": args.address or None,
+              "DLCOURSE_THREADS": None if args.threads is None else str(settings.threads(args.threads))}
+    values = {k: v for k, v in values.items() if v is not None}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _plan(args, todo: list[tuple[labs_mod.Lab, dict]]) -> int:
@@ -87,7 +98,11 @@ def _plan(args, todo: list[tuple[labs_mod.Lab, dict]]) -> int:
 def _run(args) -> int:
     execution.exit_on_sigterm()
     args = _rooted(args)
-    _place(args)
+    with _placed(args):
+        return _run_labs(args)
+
+
+def _run_labs(args) -> int:
     todo = _chosen(args)
     if args.plan:
         return _plan(args, todo)
@@ -111,7 +126,11 @@ def _params(args) -> int:
 def _book(args) -> int:
     execution.exit_on_sigterm()
     args = _rooted(args)
-    _place(args)
+    with _placed(args):
+        return _build_book(args)
+
+
+def _build_book(args) -> int:
     if args.plan:
         todo = book.stale_labs(args.root, args.profile, force=args.force)
         current = [lab.stem for lab in labs_mod.discover(args.root) if lab.stem not in {t.stem for t, _ in todo}]

@@ -32,7 +32,8 @@ from ..cache import Store
 from ..settings import resolve_device
 from . import fingerprint, recipe
 from .results import Result, _entry_files, _env, _lookup, _parse_entry
-from .schedule import PLAN, batches
+from ..settings import PLAN
+from .schedule import batches
 from .spec import RunSpec
 
 STANDIN_BATCHES = 2  # training batches per epoch of a stand-in
@@ -200,4 +201,4 @@ def _line(spec: RunSpec, key: str, call: str, n_train: int | None, *, cached: bo
             "stack_size": stack_size, "estimate_s": estimate_s}
 
 
-__all__ = ["PLAN", "sweep", "shrink", "STANDIN_BATCHES", "STANDIN_EVAL", "CALIBRATION_STEPS"]
+__all__ = ["sweep", "shrink", "STANDIN_BATCHES", "STANDIN_EVAL", "CALIBRATION_STEPS"]

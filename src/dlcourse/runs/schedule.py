@@ -18,7 +18,7 @@ import torch
 
 from .. import settings, stacked, validate
 from ..cache import Store
-from ..settings import BACKENDS, resolve_device
+from ..settings import BACKENDS, PLAN, RUN_LOG, resolve_device
 from ..train import torch_threads
 from . import fingerprint, recipe
 from .recipe import build_model
@@ -35,13 +35,6 @@ def _train_local(spec: RunSpec, key: str, store: Store, root, progress: bool) ->
     return _store(store, spec, key, history, model, seconds, env)
 
 
-#: A file that every run asked for appends its key to, when set: `dlcourse.execution.RUN_LOG`
-#: (the book layer, above this one) sets it for a lab's kernel and keeps the keys in the
-#: executed notebook, so `dlcourse runs export --lab` finds the runs of a lab's build.
-RUN_LOG = "DLCOURSE_RUN_LOG"
-#: When set (to a file), `run` and `sweep` plan instead of training: see `runs.plan`, to which
-#: `_planned` hands them; `dlcourse.planning` (the book layer) sets it for a lab's kernel.
-PLAN = "DLCOURSE_PLAN"
 
 
 def _planned(specs: list[RunSpec], **options) -> tuple[dict[str, Result], list[list[str]]]:
