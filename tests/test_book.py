@@ -328,9 +328,9 @@ ROW_NUMBERS = """() => [...document.querySelectorAll('article table')].map(t => 
     .map(([head, first, header]) => header)"""
 
 
-def _visit_labs(browser, site: str, root: Path):
-    """(lab, page) for every lab of the built book, each page loaded offline at 1400 px."""
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+def _visit_labs(browser, site: str, root: Path, width: int = 1400):
+    """(lab, page) for every lab of the built book, each page loaded offline at `width` px."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
     offline(page, site)
     try:
         for lab in labs.discover(root):
@@ -340,6 +340,28 @@ def _visit_labs(browser, site: str, root: Path):
             yield lab, page
     finally:
         page.close()
+
+
+#: What sticks out of the page sideways on a phone: the page's scroll width beyond the viewport,
+#: and the widest elements of the article that do not sit in a box that scrolls by itself.
+SPILLS = """() => { const room = document.documentElement.clientWidth;
+    const scrolls = e => { for (let a = e.parentElement; a; a = a.parentElement) {
+        if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX)) return true; } return false; };
+    const wide = [...document.querySelectorAll('article *')].filter(e => e.offsetParent !== null)
+        .filter(e => e.getBoundingClientRect().right > room + 1 && !scrolls(e))
+        .map(e => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')}`);
+    return [document.documentElement.scrollWidth - room, [...new Set(wide)].slice(0, 8)]; }"""
+
+
+def test_lab_pages_fit_a_phone(course, site, browser):
+    """At 390 px (a phone held upright) no lab page scrolls sideways: a table or figure wider than
+    the column scrolls inside its own output box."""
+    problems = []
+    for lab, page in _visit_labs(browser, site, course[0], width=390):
+        extra, wide = page.evaluate(SPILLS)
+        if extra > 1 or wide:
+            problems.append(f"{lab.stem}: the page is {extra} px wider than the phone; sticking out: {wide}")
+    assert not problems, "\n".join(problems)
 
 
 def test_every_lab_page_teaches(course, site, browser):

@@ -157,6 +157,32 @@ def test_sensitivity_uses_max_samples_and_leaves_mode(toy):
     assert math.isclose(landscape.input_sensitivity(model, toy.test, max_samples=40), float(full.mean()), rel_tol=1e-6)
 
 
+def test_under_plan_analyses_sample_and_record_what_all_samples_would_cost(toy, tmp_path, monkeypatch):
+    """`dlcourse book --plan`: the interpolation and the sensitivity look at PLAN_SAMPLES samples
+    and record their measured seconds scaled to the real number; outside plan mode, all of them."""
+    import json
+
+    from dlcourse import plan_mode
+
+    a, b = _trained(toy, 0), _trained(toy, 1)
+    n = 3 * plan_mode.PLAN_SAMPLES
+    x = torch.cat([toy.test.x] * math.ceil(n / len(toy.test)))[:n]
+    sets = {"test": data.Split(x, torch.zeros(n, dtype=torch.long))}
+    whole = landscape.interpolation_curve(a, b, sets, num=3)
+    log = tmp_path / "plan.jsonl"
+    monkeypatch.setenv(plan_mode.PLAN, str(log))
+    sampled = landscape.interpolation_curve(a, b, sets, num=3)
+    head = landscape.jacobian_norms(a, x[:plan_mode.PLAN_SAMPLES]).mean()
+    assert math.isclose(landscape.input_sensitivity(a, x), float(head), rel_tol=1e-6)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["analysis"] for r in records] == ["interpolation_curve", "input_sensitivity"]
+    assert all(math.isclose(r["estimate_s"], 3 * r["measured_s"]) and r["measured_s"] > 0 for r in records)
+    assert not whole.equals(sampled)  # 200 of the 600 samples: another curve
+    monkeypatch.delenv(plan_mode.PLAN)
+    assert math.isclose(landscape.input_sensitivity(a, x), float(landscape.jacobian_norms(a, x).mean()), rel_tol=1e-6)
+    assert len(log.read_text().splitlines()) == 2  # nothing more recorded outside plan mode
+
+
 def test_roughness_tells_spiky_from_smooth():
     steps = np.arange(200)
     smooth = 2.0 * np.exp(-steps / 50)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, real_data_root
-from dlcourse import cli, execution, labs, planning, runs, settings
+from dlcourse import cli, execution, labs, plan_mode, planning, runs, settings
 from dlcourse.runs import plan as run_plan
 
 LABS = ("lab01_depth", "lab03_batchnorm")
@@ -60,7 +60,7 @@ def test_the_plan_names_the_runs_the_execution_uses(smoke):
 def test_the_plan_writes_nothing_real(smoke):
     assert smoke["cache"] == {}  # not even the cache folder
     assert smoke["book_labs"][0] == smoke["book_labs"][1]
-    assert settings.PLAN not in os.environ and settings.RUN_LOG not in os.environ
+    assert plan_mode.PLAN not in os.environ and settings.RUN_LOG not in os.environ
 
 
 def test_after_the_build_everything_is_cached(smoke):
@@ -87,7 +87,7 @@ def test_stand_ins_carry_the_real_spec_and_its_epochs(toy_root, tmp_path, monkey
     """A stand-in: the real spec and key, one history row per real epoch, a model of the real
     shape; the real cache untouched, and `run` answers through the same hook."""
     log = tmp_path / "plan.jsonl"
-    monkeypatch.setenv(settings.PLAN, str(log))
+    monkeypatch.setenv(plan_mode.PLAN, str(log))
     base = dict(dataset="mnist", train_size=400, val_size=100, hidden=[16], epochs=3, batch_size=32)
     specs = [dict(base, seed=s) for s in range(3)] + [dict(base, hidden=[8, 8], snapshot_every=5)]
     df = runs.sweep(specs, root=toy_root, progress=False)
@@ -106,6 +106,13 @@ def test_stand_ins_carry_the_real_spec_and_its_epochs(toy_root, tmp_path, monkey
     lines = [r for r in records if "key" in r]
     assert [r["stack_size"] for r in lines] == [3, 3, 3, 1, 1]
     assert all(r["estimate_s"] > 0 and r["train_size"] == 400 for r in lines)
+
+
+def test_a_sampled_analysis_counts_at_its_estimate_for_all_samples():
+    records = [{"call": "1:1", "standin_s": 1.0},
+               {"analysis": "input_sensitivity", "measured_s": 2.0, "estimate_s": 10.0}]
+    plan = planning.summarize("lab", records, wall=5.0)
+    assert plan["other"] == 5.0 - 1.0 - 2.0 + 10.0 and plan["total"] == plan["other"] and plan["runs"] == 0
 
 
 def test_plan_with_pdf_or_ray_is_refused_and_the_environment_is_restored(capsys, monkeypatch):

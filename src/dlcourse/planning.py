@@ -8,7 +8,8 @@ written to `book/labs/`, to the results cache or to $DLCOURSE_RUN_LOG.
 
 A lab's estimate = its training (the runs not cached, as estimated by `runs.plan`) + its other
 time (kernel, analyses, figures, the NumPy labs' own fits): the plan-mode wall time of the lab
-minus what its stand-ins cost.
+minus what its stand-ins cost, with each analysis that ran on a sample (`plan_mode.timed`)
+counted at its estimate for the real number of samples.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 
 from . import execution
 from .labs import Lab, check_names
-from .settings import PLAN, RUN_LOG
+from .plan_mode import PLAN
+from .settings import RUN_LOG
 
 COLUMNS = ("runs", "model-epochs", "cached", "stacks", "alone", "training", "other", "total")
 
@@ -63,8 +65,9 @@ def summarize(name: str, records: list[dict], wall: float) -> dict:
     for r in todo:
         batches.setdefault(r["batch"], []).append(r["key"])
     standin = sum(r.get("standin_s", 0.0) for r in records)
+    sampled = [r for r in records if "analysis" in r]  # analyses that ran on a sample: their real cost
     training = sum(r["estimate_s"] for r in todo)
-    other = max(wall - standin, 0.0)
+    other = max(wall - standin - sum(r["measured_s"] for r in sampled), 0.0) + sum(r["estimate_s"] for r in sampled)
     return {"lab": name, "runs": len(runs), "model-epochs": sum(r["epochs"] for r in runs.values()),
             "cached": len(runs) - len(todo), "stacks": sum(len(b) > 1 for b in batches.values()),
             "alone": sum(len(b) == 1 for b in batches.values()), "training": training, "other": other,

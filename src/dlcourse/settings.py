@@ -19,9 +19,6 @@ BACKENDS = ("local", "ray")
 #: A file every run a lab asks for appends its key to, when set: `execution` sets it for a lab's
 #: kernel and keeps the keys in the executed notebook (`dlcourse runs export --lab` reads them).
 RUN_LOG = "DLCOURSE_RUN_LOG"
-#: When set (to a file), `runs.run` and `runs.sweep` plan instead of training (see `runs.plan`);
-#: `planning` sets it for a lab's kernel.
-PLAN = "DLCOURSE_PLAN"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -99,4 +96,4 @@ def threads(value: int | None = None) -> int | None:
 
 
 __all__ = ["resolve_device", "data_roots", "cache_root", "project_root", "backend", "threads", "BACKENDS",
-           "RUN_LOG", "PLAN", "validate"]
+           "RUN_LOG", "validate"]

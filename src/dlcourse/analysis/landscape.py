@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import validate
+from .. import plan_mode, validate
 from ..data import Split
 from ..metrics import rank_correlation  # re-exported: the labs call landscape.rank_correlation
 from ..models import model_device
@@ -145,6 +145,8 @@ def interpolation_curve(
         raise ValueError(f"sets={sets!r} is not valid; pass a dict of named data sets, e.g. {{'train': ..., 'test': ...}}")
     _check_same_architecture(model_a, model_b)
     splits = {name: _head(as_split(s), max_samples) for name, s in sets.items()}
+    real = sum(len(s.y) for s in splits.values())
+    splits = {name: _head(s, plan_mode.samples(len(s.y))) for name, s in splits.items()}  # --plan: a sample
     if bn_stats == "recompute":
         if bn_data is None:
             if "train" not in sets:
@@ -155,13 +157,14 @@ def interpolation_curve(
     state_b = {k: v.detach() for k, v in model_b.state_dict().items()}
     probe = copy.deepcopy(model_a).eval()
     rows = []
-    for alpha in alphas:
-        probe.load_state_dict(interpolate_state(state_a, state_b, float(alpha)))
-        if bn_stats == "recompute":
-            recompute_bn_stats(probe, bn_data)
-        for name, split in splits.items():
-            l, acc = evaluate(probe, split, loss)
-            rows.append({"alpha": float(alpha), "set": name, "loss": l, "acc": acc})
+    with plan_mode.timed("interpolation_curve", sum(len(s.y) for s in splits.values()), real):
+        for alpha in alphas:
+            probe.load_state_dict(interpolate_state(state_a, state_b, float(alpha)))
+            if bn_stats == "recompute":
+                recompute_bn_stats(probe, bn_data)
+            for name, split in splits.items():
+                l, acc = evaluate(probe, split, loss)
+                rows.append({"alpha": float(alpha), "set": name, "loss": l, "acc": acc})
     return pd.DataFrame(rows)
 
 
@@ -210,7 +213,9 @@ def input_sensitivity(model: nn.Module, data, output: str = "softmax", max_sampl
     validate.positive_int("max_samples", max_samples, allow_none=True)
     if max_samples is not None:
         x = x[:max_samples]
-    return float(jacobian_norms(model, x, output).mean())
+    used = plan_mode.samples(len(x))  # --plan: a sample, timed and scaled
+    with plan_mode.timed("input_sensitivity", used, len(x)):
+        return float(jacobian_norms(model, x[:used], output).mean())
 
 
 def roughness(losses, skip: int = 0) -> float:

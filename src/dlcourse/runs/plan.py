@@ -27,12 +27,11 @@ import math
 import os
 import time
 
-from .. import settings, stacked, train
+from .. import plan_mode, settings, stacked, train
 from ..cache import Store
 from ..settings import resolve_device
 from . import fingerprint, recipe
 from .results import Result, _entry_files, _env, _lookup, _parse_entry
-from ..settings import PLAN
 from .schedule import batches
 from .spec import RunSpec
 
@@ -48,11 +47,6 @@ _VARIES = ("seed", "lr", "momentum", "weight_decay", "init", "epochs", "train_si
 _standins: dict[str, tuple[Result, dict]] = {}  # key -> (stand-in, its record): a repeated ask trains once
 _calibrated: dict[tuple, tuple[float, float, float]] = {}  # cost class -> (epoch, warm-up, step seconds)
 _count = {"calls": 0, "batches": 0}
-
-
-def _write(lines: list[dict]) -> None:
-    with open(os.environ[PLAN], "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(line) + "\n" for line in lines))
 
 
 def shrink(spec: RunSpec, n_train: int, n_test: int, steps_per_epoch: int) -> RunSpec:
@@ -189,7 +183,7 @@ def sweep(specs: list[RunSpec], *, stack: bool = True, max_stack: int = stacked.
                 results[key] = result
                 lines.append(line)
     lines.append({"call": call, "standin_s": time.perf_counter() - start - loading})
-    _write(lines)
+    plan_mode.record(lines)
     return results, stacks
 
 

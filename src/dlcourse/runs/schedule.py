@@ -18,7 +18,8 @@ import torch
 
 from .. import settings, stacked, validate
 from ..cache import Store
-from ..settings import BACKENDS, PLAN, RUN_LOG, resolve_device
+from ..plan_mode import PLAN
+from ..settings import BACKENDS, RUN_LOG, resolve_device
 from ..train import torch_threads
 from . import fingerprint, recipe
 from .recipe import build_model
