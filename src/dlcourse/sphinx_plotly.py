@@ -21,6 +21,8 @@ from pathlib import Path
 
 from sphinx.application import Sphinx
 
+from .vocabulary import PLOTLY_MIME
+
 SCRIPT = "plotly.min.js"
 FIGURE_CLASS = 'class="plotly-graph-div"'
 PRIORITY = 200  # before Sphinx's default 500 and myst-nb's require.js
@@ -100,15 +102,21 @@ def _copy(app: Sphinx, exception) -> None:
         write_zoom(Path(app.outdir) / "_static")
 
 
-def _quiet_plotly_json(app: Sphinx, config) -> None:
-    """A twin's notebook output also carries the Plotly JSON (JupyterLab draws it); myst-nb has
-    no renderer for that type and warns for every figure, though it shows the output's HTML."""
-    config.suppress_warnings = [*config.suppress_warnings, "mystnb.unknown_mime_type"]
+class PlotlyJsonRenderer:
+    """myst-nb mime renderer (entry point `myst_nb.mime_renderers` in pyproject.toml): a twin's
+    notebook output also carries the Plotly JSON, which JupyterLab draws; the book shows the
+    output's HTML. myst-nb renders every type of a bundle before choosing one and has no renderer
+    for this one, so without this it warns once per figure; other unknown types still warn."""
+
+    mime_priority_overrides = [("*", PLOTLY_MIME, None)]  # never the type chosen
+
+    @staticmethod
+    def handle_mime(renderer, data, inline: bool):
+        return [] if data.mime_type == PLOTLY_MIME else None
 
 
 def setup(app: Sphinx) -> dict:
     app.add_js_file(ZOOM)  # every page: any page may show a figure
-    app.connect("config-inited", _quiet_plotly_json)
     app.connect("html-page-context", _add_to_figure_pages)
     app.connect("build-finished", _copy)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

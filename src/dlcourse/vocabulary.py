@@ -44,4 +44,9 @@ LOSSES = ("ce", "mse")
 DATASETS = ("mnist", "fashion-mnist")
 FUNCTIONS = ("sinc", "sign")
 
-__all__ = ["ACTIVATIONS", "INITS", "PLAIN_INIT_SCALE", "OPTIMIZERS", "LOSSES", "DATASETS", "FUNCTIONS"]
+#: The output type of a Plotly figure's JSON: the figures write it beside their HTML (JupyterLab
+#: draws it), the book's Sphinx extension skips it (the book shows the HTML).
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+__all__ = ["ACTIVATIONS", "INITS", "PLAIN_INIT_SCALE", "OPTIMIZERS", "LOSSES", "DATASETS", "FUNCTIONS",
+           "PLOTLY_MIME"]

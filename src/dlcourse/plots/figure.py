@@ -28,6 +28,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+from ..vocabulary import PLOTLY_MIME
+
 COLUMN_PX = 784  # the text column of the book's pages (sphinx-book-theme), in CSS pixels
 CSS_DPI = 96  # CSS pixels per inch
 COLUMN_INCHES = COLUMN_PX / CSS_DPI
@@ -36,7 +38,6 @@ MIN_FONT_PT = 9.0  # the smallest type a reader should see, at display size
 SMALL_FONT_PT = 9.5  # the type of numbers written inside a figure (matrix cells, axis values)
 PNG_DPI = 2 * CSS_DPI  # the notebook's and the book's PNG: sharp on a high-density screen, and on click
 PRINT_DPI = 110  # the copy inside the HTML, for print only: small, since every byte is in the page
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
 PAD_INCHES = 0.05  # white margin around the cut PNG
 FIGURE_INCHES = COLUMN_INCHES - 2 * PAD_INCHES  # a full-width figure: with its margin, the column
 
