@@ -18,7 +18,7 @@ import torch
 
 from .. import settings, stacked, validate
 from ..cache import Store
-from ..plan_mode import PLAN
+from .. import plan_mode
 from ..settings import BACKENDS, RUN_LOG, resolve_device
 from ..train import torch_threads
 from . import fingerprint, recipe
@@ -60,7 +60,7 @@ def run(spec: RunSpec | Mapping, force: bool = False, *, cache=None, root=None, 
     CacheWarning and recomputed. Concurrent processes asking for one spec train it once.
     """
     spec = as_spec(spec)
-    if os.environ.get(PLAN):
+    if plan_mode.active():
         return _planned([spec], stack=False, cache=cache, root=root)[0][spec.key]
     store = Store(cache)
     key = spec.key
@@ -181,7 +181,7 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str | None = None, *, sta
     if isinstance(specs, (str, bytes, Mapping)):
         raise ValueError(f"specs={specs!r} is not valid; it must be a list of RunSpecs or dicts")
     specs = [as_spec(s) for s in specs]
-    if os.environ.get(PLAN):
+    if plan_mode.active():
         results, stacks = _planned(specs, stack=stack, max_stack=max_stack, cache=cache, root=root, threads=threads)
         return _frame([s.key for s in specs], results, stacks)
     store = Store(cache)
