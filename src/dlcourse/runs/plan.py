@@ -13,11 +13,14 @@ later specs from earlier results as lab 8's local search does), and the plan com
 notebooks, not from a second copy of their logic.
 
 One estimator, measured on this machine for each batch: warm-up + epochs x seconds of one real
-epoch. An epoch is timed by a short fit of the same shapes (same model, stack size, batch size,
-records and evaluation sets; up to CALIBRATION_STEPS batches; the median of its epochs after the
-first, which pays for warm-up); where the real epoch has more steps, they are added at that
-fit's seconds per step. The stand-in itself has too few steps per epoch to be timed: a fixed
-cost per epoch would dominate them. Calibrations are kept per cost class for the kernel's life.
+epoch, and a real epoch is its steps x seconds per step + one evaluation pass. A step is timed by
+a short fit of the same shapes (same model, stack size, batch size and records; up to
+CALIBRATION_STEPS batches; the median of its epochs after the first, which pays for warm-up)
+that evaluates nothing; the evaluation pass is timed alone on the real evaluation sets. (Timing
+steps and evaluation together and subtracting the evaluation multiplied any error in that
+difference by the real epoch's steps / CALIBRATION_STEPS: lab 6's full plan came out 53 % high.)
+The stand-in itself has too few steps per epoch to be timed: a fixed cost per epoch would
+dominate them. Calibrations are kept per cost class for the kernel's life.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ _VARIES = ("seed", "lr", "momentum", "weight_decay", "init", "epochs", "train_si
            "snapshot_every", "eval_test")
 
 _standins: dict[str, tuple[Result, dict]] = {}  # key -> (stand-in, its record): a repeated ask trains once
-_calibrated: dict[tuple, tuple[float, float, float]] = {}  # cost class -> (epoch, warm-up, step seconds)
+_calibrated: dict[tuple, tuple[float, float, float]] = {}  # cost class -> (step, warm-up, evaluation seconds)
 _count = {"calls": 0, "batches": 0}
 
 
@@ -80,13 +83,12 @@ def _train(specs: list[RunSpec], root) -> tuple[list, list, float]:
 
 
 def _epoch(specs: list[RunSpec], n_train: int, members: list, ds, root, guess: float) -> tuple[float, float]:
-    """(seconds of one real epoch of the batch, warm-up seconds), from a short fit of the same
-    shapes on the real evaluation sets and up to CALIBRATION_STEPS batches of training data: the
-    median of its epochs after the first (which also pays for warm-up), 3 epochs or, where the
-    stand-in's `guess` of a step's seconds says that takes under SLOW seconds, enough epochs for
-    2 x CALIBRATION_STEPS steps; never more than the real run's (2 at least). A longer real
-    epoch adds its extra steps at the fit's seconds per step (its epoch less one evaluation pass,
-    per step)."""
+    """(seconds of one real epoch of the batch, warm-up seconds): its steps at the seconds per step
+    of a short fit of the same shapes that evaluates nothing (up to CALIBRATION_STEPS batches of
+    training data; the median of its epochs after the first, which also pays for warm-up; 3 epochs
+    or, where the stand-in's `guess` of a step's seconds says that takes under SLOW seconds, enough
+    epochs for 2 x CALIBRATION_STEPS steps; never more than the real run's, 2 at least), plus one
+    evaluation pass over the real evaluation sets, timed alone."""
     k, first = len(specs), specs[0]
     real = math.ceil(n_train / first.batch_size)
     steps = min(CALIBRATION_STEPS, real)
@@ -94,15 +96,14 @@ def _epoch(specs: list[RunSpec], n_train: int, members: list, ds, root, guess: f
     if cls not in _calibrated:
         many = guess * 2 * CALIBRATION_STEPS < SLOW  # cheap steps: time enough of them
         epochs = min(max(3, math.ceil(2 * CALIBRATION_STEPS / steps) if many else 3), max(first.epochs, 2))
-        timed = [s.replace(train_size=min(n_train, steps * s.batch_size), epochs=epochs, snapshot_every=None)
-                 for s in specs]
+        timed = [s.replace(train_size=min(n_train, steps * s.batch_size), epochs=epochs, snapshot_every=None,
+                           val_size=0, eval_test=False) for s in specs]
         histories, _, _ = _train(timed, root)
         seconds = histories[0].epochs["seconds"] * k
         warm, epoch = float(seconds.iloc[0]), float(seconds.iloc[1:].median())
-        per_step = max(epoch - _eval_seconds(specs, members, ds), 0.0) / steps
-        _calibrated[cls] = (epoch, max(warm - epoch, 0.0), per_step)
-    epoch, warm, per_step = _calibrated[cls]
-    return epoch + (real - steps) * per_step, warm
+        _calibrated[cls] = (epoch / steps, max(warm - epoch, 0.0), _eval_seconds(specs, members, ds))
+    per_step, warm, evaluation = _calibrated[cls]
+    return real * per_step + evaluation, warm
 
 
 def _eval_seconds(specs: list[RunSpec], members: list, ds) -> float:
