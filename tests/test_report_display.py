@@ -57,3 +57,13 @@ def test_claims_table_labels_its_index_and_links_its_citations():
     html = table._repr_html_()
     assert '<a href="../reports.html#r0">R0 §3</a>' in html and "a &lt; b &amp; c" in html
     assert ">id<" in html and not re.search(r"\bnan\b", html, re.I)
+
+
+def test_epochs_and_seconds_show_few_decimals_whatever_the_tables_digits():
+    runs = pd.DataFrame({"label": ["a", "a", "b"], "best_epoch": [15, 16, 3], "seconds": [127.8345, 120.0, 9.87654],
+                         "test_acc": [0.91234, 0.92345, 0.9]})
+    seeds = report.seed_table(runs, "label", ["best_epoch", "seconds", "test_acc"], digits=4)
+    assert seeds.loc["a", "best_epoch"] == "15.5 ± 0.7" and seeds.loc["a", "seconds"] == "123.9 ± 5.5"
+    assert seeds.loc["a", "test_acc"] == "0.9179 ± 0.0079"  # other columns keep the table's digits
+    cells = _cells(report.final_table(runs, ["seconds", "test_acc"], digits=4)._repr_html_())
+    assert "127.8" in cells and "127.8345" not in cells and "0.9123" in cells

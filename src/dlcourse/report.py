@@ -9,6 +9,7 @@ still index, assign to or unstack, which display themselves through `show_table`
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -17,6 +18,9 @@ import pandas as pd
 
 #: The per-epoch numbers a History may hold, in display order (also the default columns).
 METRICS = ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc")
+#: Columns whose numbers mean nothing past a few decimals (epochs; seconds on a shared machine):
+#: shown with at most these many, whatever a table's `digits`.
+COARSE = {"best_epoch": 1, "epochs_run": 1, "seconds": 1, "epoch_seconds": 2}
 
 
 class Table(pd.DataFrame):
@@ -81,7 +85,8 @@ def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: 
     out = pd.DataFrame({"seeds": groups.size()})
     for col in columns:
         mean, std, kinds = groups[col].mean(), groups[col].std(ddof=1), groups[col].nunique(dropna=False)
-        out[col] = [_plain(m, digits) if k == 1 or pd.isna(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
+        d = _digits(col, digits)
+        out[col] = [_plain(m, d) if k == 1 or pd.isna(s) else f"{m:.{d}f} ± {s:.{d}f}"
                     for m, s, k in zip(mean, std, kinds)]
     return as_table(out, digits)
 
@@ -93,10 +98,9 @@ def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True, html: S
     escaped, except in the columns `html` (links). Returns a pandas Styler, which notebooks and
     the book render (with the class `dataframe`, styled like every other table)."""
     styler = frame.style.set_table_attributes('class="dataframe"')
-    for escape in ("html", None):
-        subset = [c for c in frame.columns if (c in html) is (escape is None)]
-        if subset:
-            styler = styler.format(lambda v: _cell(v, digits), na_rep="—", escape=escape, subset=subset)
+    for col in frame.columns:  # one format per column: COARSE columns show fewer decimals
+        styler = styler.format(functools.partial(_cell, digits=_digits(col, digits)), na_rep="—",
+                               escape=None if col in html else "html", subset=[col])
     for axis in (0, 1):
         styler = styler.format_index(lambda v: _cell(v, digits), axis=axis, na_rep="—", escape="html")
     return styler if index else styler.hide(axis="index")
@@ -107,6 +111,10 @@ def shows_index(frame: pd.DataFrame) -> bool:
     numbers of a frame it was cut from), which tell a reader nothing."""
     unnamed = all(name is None for name in frame.index.names)
     return not (unnamed and pd.api.types.is_integer_dtype(frame.index.dtype))
+
+
+def _digits(column, digits: int) -> int:
+    return min(digits, COARSE.get(column, digits))
 
 
 def _cell(value, digits: int) -> str:
@@ -128,4 +136,4 @@ def _plain(value: float, digits: int) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0")
 
 
-__all__ = ["METRICS", "Table", "as_table", "final_table", "seed_table", "show_table", "shows_index"]
+__all__ = ["COARSE", "METRICS", "Table", "as_table", "final_table", "seed_table", "show_table", "shows_index"]
