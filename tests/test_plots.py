@@ -231,3 +231,24 @@ def test_the_memorization_twin_draws_each_run_on_both_sets():
     static = {line.get_label(): line.get_color() for line in made.axes[1].get_legend().get_lines()}
     assert twin.data[0].line.color == static["true"]  # the static figure's colour for the run
     assert twin.layout.yaxis.title.text == landscape.LOSS_AXIS and twin.layout.yaxis2.title.text == landscape.ACC_AXIS
+
+
+def test_a_log_axis_band_spans_the_runs_and_a_wide_one_ticks_only_powers_of_ten():
+    """A ± sd band of losses spread over decades reaches below zero, which a log axis cannot draw
+    (it showed as tall stripes): there the band runs from the lowest to the highest run, in both
+    figures; over more than two decades the ticks are the powers of ten alone."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame([{"label": name, "seed": s, "epoch": e, "train_loss": np.exp(-rate * e) * rng.uniform(0.1, 10)}
+                          for name, rate in (("fast", 0.8), ("slow", 0.2)) for s in range(3) for e in range(1, 21)])
+    grid = curves.metric_curves(frame, metrics=["train_loss"], logy=True)
+    ax = grid.axes[0, 0]
+    lows = [path.vertices[:, 1].min() for band in ax.collections for path in band.get_paths()]
+    per_epoch = frame.groupby(["label", "epoch"])["train_loss"]
+    assert lows and min(lows) > 0 and np.isclose(min(lows), per_epoch.min().min())
+    low, high = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if low <= t <= high]
+    assert len(ticks) >= 2 and all(np.isclose(np.log10(t), round(np.log10(t))) for t in ticks)
+    twin = plots.interactive.metric_curves(frame, metrics=["train_loss"], logy=True)
+    bands = [t for t in twin.data if t.fill == "toself"]
+    assert bands and min(min(t.y) for t in bands) > 0
+    plt.close("all")

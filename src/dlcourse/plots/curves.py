@@ -3,6 +3,8 @@ long-form frames of run histories."""
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -155,7 +157,8 @@ def metric_curves(
     value of `col` (or one panel per metric when `col` is None), at most three side by side
     (`col_wrap`: fewer), one line per value of `hue`: with several runs (seeds) per line, their
     mean with a band of ± one standard deviation (no bootstrap, so the figure is the same on
-    every build). The figure fits the book's text column; its interactive twin
+    every build); on a log axis, where such a band may reach below zero, from the lowest to the
+    highest run. The figure fits the book's text column; its interactive twin
     (`plots.interactive.metric_curves`, same arguments) comes with it.
 
     `x` may be `epoch`, `step` or `elapsed` (wall time, seconds); `xlabel` / `ylabels` override
@@ -173,14 +176,15 @@ def metric_curves(
     many = plan.frame[x].nunique() >= 15
     for p in plan.panels:
         ax = axes[p.row, p.column]
+        log = p.metric in plan.log_metrics
         sns.lineplot(data=plan.part(p), x=x, y=p.metric, hue=hue, hue_order=plan.hues, palette=plan.colours,
-                     errorbar="sd", marker=None if many else "o", markersize=4, legend=False, ax=ax)
+                     errorbar=("pi", 100) if log else "sd", marker=None if many else "o", markersize=4,
+                     legend=False, ax=ax)
         ax.set_title(plan.title(p))
         ax.set_ylabel(plan.ylabels[p.metric] if p.column == 0 or col is None or sharey is False else "")
         ax.set_xlabel(plan.xlabel if plan.bottom(p) else "")
-        if p.metric in plan.log_metrics:
+        if log:
             ax.set_yscale("log")
-            plain_log_ticks(ax.yaxis)
         if logx:
             ax.set_xscale("log")
             plain_log_ticks(ax.xaxis)
@@ -188,6 +192,9 @@ def metric_curves(
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     figure.hide_unused(axes, {(p.row, p.column) for p in plan.panels})
     _share_y(axes, plan.panels, sharey)
+    for p in plan.panels:  # on the final ranges: how many ticks a log axis takes depends on its span
+        if p.metric in plan.log_metrics:
+            plain_log_ticks(axes[p.row, p.column].yaxis)
     handles = [Line2D([], [], color=plan.colours[h], marker="o", markersize=4, lw=1.6, label=name(h))
                for h in plan.hues]
     legend = fig.legend(handles=handles, title=label(hue), loc="outside right upper", frameon=False)
@@ -216,12 +223,22 @@ def _share_y(axes, panels: list[Panel], sharey: str | bool) -> None:
                 ax.set_ylim(low, high)
 
 def plain_log_ticks(axis) -> None:
-    """Log-axis ticks at 1, 2 and 5 times powers of ten, written as plain numbers (0.2, not 2×10⁻¹)."""
+    """Log-axis ticks written as plain numbers (0.2, not 2×10⁻¹): at 1, 2 and 5 times powers of
+    ten over at most two decades; over more, at the powers of ten alone, written 10⁻ⁿ where a
+    plain number would be long (a crowd of 1-2-5 ticks over seven decades reads as noise)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    low, high = sorted(axis.get_view_interval())
+    wide = low > 0 and high / low > 100
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(_log_tick if wide else (lambda v, _: f"{v:g}")))
     axis.set_minor_formatter(NullFormatter())
+
+
+def _log_tick(value: float, _=None) -> str:
+    """A power of ten as a plain number where that is short (0.01 to 1000), else as $10^{n}$."""
+    exponent = round(math.log10(value))
+    return f"{value:g}" if -2 <= exponent <= 3 else f"$10^{{{exponent}}}$"
 
 
 def metric_vs_params(

@@ -60,7 +60,7 @@ def metric_curves(
     """The interactive twin of `plots.curves.metric_curves` (same arguments, and the same
     `CurvePlan`: panels, orders, colours and labels). Where several rows share a hue value and x
     in a panel (seeds, say), the line is their mean and the band ± one standard deviation, as on
-    the static figure (`band="range"`: from the lowest to the highest run, as
+    the static figure (on a log axis, and with `band="range"`: from the lowest to the highest run, as
     `plots.approximation.loss_curves` draws it); hovering a point shows the run, x and the value; a legend click toggles
     the run in every panel.
     """
@@ -89,8 +89,9 @@ def metric_curves(
                         + ("<br>mean of %{customdata} runs" if several else "") + "<extra></extra>")
             if several:  # the band first, so the line draws over it
                 half = stats["std"].fillna(0.0)
-                low, high = (stats["min"], stats["max"]) if band == "range" else (stats["mean"] - half,
-                                                                                    stats["mean"] + half)
+                spans = band == "range" or p.metric in plan.log_metrics  # a ± band may cross 0
+                low, high = (stats["min"], stats["max"]) if spans else (stats["mean"] - half,
+                                                                         stats["mean"] + half)
                 fig.add_trace(go.Scatter(
                     x=list(stats.index) + list(stats.index[::-1]),
                     y=list(high) + list(low[::-1]),
