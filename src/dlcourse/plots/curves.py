@@ -189,7 +189,7 @@ def metric_curves(
             ax.set_xscale("log")
             plain_log_ticks(ax.xaxis)
         if x == "epoch":  # whole epochs only; one tick for a one-epoch run, not a crowd of fractions
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=1))
     figure.hide_unused(axes, {(p.row, p.column) for p in plan.panels})
     _share_y(axes, plan.panels, sharey)
     for p in plan.panels:  # on the final ranges: how many ticks a log axis takes depends on its span
@@ -197,7 +197,9 @@ def metric_curves(
             plain_log_ticks(axes[p.row, p.column].yaxis)
     handles = [Line2D([], [], color=plan.colours[h], marker="o", markersize=4, lw=1.6, label=name(h))
                for h in plan.hues]
-    legend = fig.legend(handles=handles, title=label(hue), loc="outside right upper", frameon=False)
+    # beside the panels, clear of a title (at the top, a long title ran into the legend's)
+    legend = fig.legend(handles=handles, title=label(hue), loc="outside right center" if title else
+                        "outside right upper", frameon=False)
     if title:
         fig.suptitle(title)
     from .interactive import metric_curves as twin

@@ -169,7 +169,8 @@ def parallel_coordinates(frame: pd.DataFrame, params: Sequence[str], target: str
     for x, (_, _, ticks, labels) in zip(xs, columns):
         ax.axvline(x, color="black", lw=0.8)
         for tk, lb in zip(ticks, labels):
-            ax.text(x + 0.04, tk, lb, fontsize=figure.SMALL_FONT_PT, va="center", ha="left",
+            # "xavier_normal" on two lines: on one it ran under the next axis's labels
+            ax.text(x + 0.04, tk, lb.replace("_", "\n"), fontsize=figure.SMALL_FONT_PT, va="center", ha="left",
                     bbox={"facecolor": "white", "alpha": 0.7, "pad": 0.5, "lw": 0})
     ax.set_xlim(-0.2, xs[-1] + 0.7)
     ax.set_ylim(-0.08, 1.08)
@@ -279,7 +280,10 @@ def level_strip(frame: pd.DataFrame, params: Sequence[str], target: str = "val_a
                       linestyles="none", ax=ax)
         ax.set_xlabel(p.replace("_", " "))
         ax.set_ylabel(label(target) + " (fraction)")
-        ax.tick_params(axis="x", rotation=20)
+        long = sum(len(name) for name in names) > 30  # six optimizers' names collide at 20°
+        ax.tick_params(axis="x", rotation=40 if long else 20)
+        if long:
+            plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     figure.hide_unused(axes, n)
     if title:
         fig.suptitle(title)
