@@ -61,8 +61,9 @@ def test_claims_table_labels_its_index_and_links_its_citations():
 
 def test_epochs_and_seconds_show_few_decimals_whatever_the_tables_digits():
     runs = pd.DataFrame({"label": ["a", "a", "b"], "best_epoch": [15, 16, 3], "seconds": [127.8345, 120.0, 9.87654],
-                         "test_acc": [0.91234, 0.92345, 0.9]})
-    seeds = report.seed_table(runs, "label", ["best_epoch", "seconds", "test_acc"], digits=4)
+                         "test_acc": [0.91234, 0.92345, 0.9], "epoch to 0.97": [19.0, 20.2, 3.0]})
+    seeds = report.seed_table(runs, "label", ["best_epoch", "seconds", "test_acc", "epoch to 0.97"], digits=4)
+    assert seeds.loc["a", "epoch to 0.97"] == "19.6 ± 0.8"
     assert seeds.loc["a", "best_epoch"] == "15.5 ± 0.7" and seeds.loc["a", "seconds"] == "123.9 ± 5.5"
     assert seeds.loc["a", "test_acc"] == "0.9179 ± 0.0079"  # other columns keep the table's digits
     cells = _cells(report.final_table(runs, ["seconds", "test_acc"], digits=4)._repr_html_())

@@ -21,6 +21,8 @@ METRICS = ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_
 #: Columns whose numbers mean nothing past a few decimals (epochs; seconds on a shared machine):
 #: shown with at most these many, whatever a table's `digits`.
 COARSE = {"best_epoch": 1, "epochs_run": 1, "seconds": 1, "epoch_seconds": 2}
+#: Column names starting so count epochs too (lab 2's "epochs to target", lab 6's "epoch to 0.97").
+COARSE_PREFIXES = ("epoch to ", "epochs to ")
 
 
 class Table(pd.DataFrame):
@@ -114,7 +116,8 @@ def shows_index(frame: pd.DataFrame) -> bool:
 
 
 def _digits(column, digits: int) -> int:
-    return min(digits, COARSE.get(column, digits))
+    coarse = 1 if str(column).startswith(COARSE_PREFIXES) else COARSE.get(column, digits)
+    return min(digits, coarse)
 
 
 def _cell(value, digits: int) -> str:
