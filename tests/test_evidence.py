@@ -106,7 +106,7 @@ def test_claims_table_shows_every_claim_with_its_numbers():
                 "gpu_faster": ev.decide([3.0], preconditions=[ev.needs_device("cuda", "cpu")])}
     t = ev.claims_table(CLAIMS, verdicts)
     assert t.index.name == "id" and t.index.tolist() == ["wider_lower_loss", "gpu_faster"]
-    assert t.columns.tolist() == ["claim", "report", "effect", "draws", "mean effect", "interval", "verdict", "reason"]
+    assert t.columns.tolist() == ["claim", "the report said", "report", "effect", "draws", "mean effect", "interval", "verdict", "reason"]
     row = t.loc["wider_lower_loss"]
     assert row["verdict"] == "confirmed" and row["draws"] == 3 and row["mean effect"] == "0.110"
     assert re.fullmatch(r"\[0\.0\d\d, 0\.1\d\d\]", row["interval"]) and row["reason"] == "—"

@@ -218,8 +218,9 @@ class ClaimsTable(Table):
 
 
 def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: int = 3) -> pd.DataFrame:
-    """One row per claim (indexed by its id): the claim in our words, the report's citation (a
-    link to the reports page), what the effect measures, `draws` (the independent measurements of
+    """One row per claim (indexed by its id): the claim in our words, what the report said (beside
+    it, so a reader sees what was tested against what was said), the report's citation (a link to
+    the reports page), what the effect measures, `draws` (the independent measurements of
     it: seeds, parts of a search or epochs, as `effect` says), mean effect, 95% interval,
     verdict and the reason when undecided. Every claim needs a verdict and every verdict a claim."""
     ids = [c["id"] for c in claims]
@@ -231,7 +232,8 @@ def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: in
         v = verdicts[c["id"]]
         if not isinstance(v, Verdict):
             raise ValueError(f"verdicts[{c['id']!r}]={v!r} is not valid; give the Verdict of evidence.decide")
-        rows.append({"claim": c["claim"], "report": cite_link(c["cite"]), "effect": c["effect"], "draws": v.n,
+        rows.append({"claim": c["claim"], "the report said": c["report_says"], "report": cite_link(c["cite"]),
+                     "effect": c["effect"], "draws": v.n,
                      "mean effect": _number(v.effect, digits),
                      "interval": "—" if not (math.isfinite(v.low) and math.isfinite(v.high))
                      else f"[{_number(v.low, digits)}, {_number(v.high, digits)}]",
