@@ -68,3 +68,10 @@ def test_epochs_and_seconds_show_few_decimals_whatever_the_tables_digits():
     assert seeds.loc["a", "test_acc"] == "0.9179 ± 0.0079"  # other columns keep the table's digits
     cells = _cells(report.final_table(runs, ["seconds", "test_acc"], digits=4)._repr_html_())
     assert "127.8" in cells and "127.8345" not in cells and "0.9123" in cells
+
+
+def test_headers_and_ids_break_after_underscores_and_stay_escaped():
+    frame = pd.DataFrame({"test_acc": [0.9]}, index=pd.Index(["xavier_beats_random"], name="id"))
+    styled = report.show_table(frame).to_html()
+    assert "xavier_<wbr>beats_<wbr>random" in styled and "test_<wbr>acc" in styled
+    assert "a &lt;b&gt;_<wbr>c" in report.show_table(frame.rename(index={"xavier_beats_random": "a <b>_c"})).to_html()

@@ -10,6 +10,7 @@ still index, assign to or unstack, which display themselves through `show_table`
 from __future__ import annotations
 
 import functools
+import html
 import math
 from collections.abc import Sequence
 
@@ -103,8 +104,9 @@ def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True, html: S
     for col in frame.columns:  # one format per column: COARSE columns show fewer decimals
         styler = styler.format(functools.partial(_cell, digits=_digits(col, digits)), na_rep="—",
                                escape=None if col in html else "html", subset=[col])
-    for axis in (0, 1):
-        styler = styler.format_index(lambda v: _cell(v, digits), axis=axis, na_rep="—", escape="html")
+    for axis in (0, 1):  # headers and ids may break after an underscore, and only there within a word
+        styler = styler.format_index(functools.partial(_label, digits=digits), axis=axis, na_rep="—",
+                                     escape=None)
     return styler if index else styler.hide(axis="index")
 
 
@@ -113,6 +115,12 @@ def shows_index(frame: pd.DataFrame) -> bool:
     numbers of a frame it was cut from), which tell a reader nothing."""
     unnamed = all(name is None for name in frame.index.names)
     return not (unnamed and pd.api.types.is_integer_dtype(frame.index.dtype))
+
+
+def _label(value, digits: int) -> str:
+    """A header or index cell as HTML: escaped, with a line-break opportunity after each underscore
+    (a claim id such as "xavier_beats_random" breaks into its words, not one letter per line)."""
+    return html.escape(_cell(value, digits)).replace("_", "_<wbr>")
 
 
 def _digits(column, digits: int) -> int:
