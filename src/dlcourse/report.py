@@ -104,7 +104,7 @@ def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True, html: S
     for col in frame.columns:  # one format per column: COARSE columns show fewer decimals
         styler = styler.format(functools.partial(_cell, digits=_digits(col, digits)), na_rep="—",
                                escape=None if col in html else "html", subset=[col])
-    for axis in (0, 1):  # headers and ids may break after an underscore, and only there within a word
+    for axis in (0, 1):  # a break opportunity after each underscore (pages.css: ids break only there)
         styler = styler.format_index(functools.partial(_label, digits=digits), axis=axis, na_rep="—",
                                      escape=None)
     return styler if index else styler.hide(axis="index")
