@@ -54,6 +54,18 @@ def test_within_noise_is_undecided():
     assert ev.decide([0.0, 0.0, 0.0]).verdict == "undecided"  # no spread, no effect
 
 
+def test_limits_cut_the_interval_to_the_values_an_effect_can_take():
+    corrs = [0.99, 0.93, 0.985]  # three rank correlations close to 1
+    free = ev.decide(corrs)
+    assert free.high > 1  # Student's t alone reaches past 1
+    cut = ev.decide(corrs, limits=(-1, 1))
+    assert cut.high == 1.0 and cut.low == free.low and cut.effect == free.effect
+    assert cut.verdict == free.verdict == "confirmed"
+    for bad in ((0, 1), (-1, 0), (1, -1)):
+        with pytest.raises(ValueError, match="limits="):
+            ev.decide(corrs, limits=bad)
+
+
 def test_failed_precondition_makes_it_undecided_with_its_reason():
     clear = [1.0, 1.1, 0.9]
     v = ev.decide(clear, preconditions=[ev.needs_device("cuda", "cpu")])
@@ -106,11 +118,11 @@ def test_claims_table_shows_every_claim_with_its_numbers():
                 "gpu_faster": ev.decide([3.0], preconditions=[ev.needs_device("cuda", "cpu")])}
     t = ev.claims_table(CLAIMS, verdicts)
     assert t.index.name == "id" and t.index.tolist() == ["wider_lower_loss", "gpu_faster"]
-    assert t.columns.tolist() == ["claim", "the report said", "report", "effect", "draws", "mean effect", "interval", "verdict", "reason"]
+    assert t.columns.tolist() == ["claim", "the report said", "effect", "draws", "mean effect", "interval", "verdict", "reason"]
     row = t.loc["wider_lower_loss"]
     assert row["verdict"] == "confirmed" and row["draws"] == 3 and row["mean effect"] == "0.110"
     assert re.fullmatch(r"\[0\.0\d\d, 0\.1\d\d\]", row["interval"]) and row["reason"] == "—"
-    assert row["report"] == '<a href="../reports.html#r0">R0 §3</a>'
+    assert row["the report said"] == 'More units, lower loss. (<a href="../reports.html#r0">R0 §3</a>)'
     gpu = t.loc["gpu_faster"]
     assert gpu["interval"] == "—" and gpu["verdict"] == "undecided" and "GPU" in gpu["reason"]
     html = t._repr_html_()

@@ -50,13 +50,14 @@ def test_tables_of_the_package_display_through_show_table_and_stay_dataframes():
 
 
 def test_claims_table_labels_its_index_and_links_its_citations():
-    claims = [{"id": "wider", "cite": "R0 §3", "report_says": "said", "claim": "a < b & c", "effect": "e",
+    claims = [{"id": "wider", "cite": "R0 §3", "report_says": "said <x>", "claim": "a < b & c", "effect": "e",
                "runs": "r"}]
     table = evidence.claims_table(claims, {"wider": evidence.decide([float("nan"), 1.0])})
     html = table._repr_html_()
     assert '<a href="../reports.html#r0">R0 §3</a>' in html and "a &lt; b &amp; c" in html
     assert ">id<" in html and not re.search(r"\bnan\b", html, re.I)
-    assert ">the report said<" in html and ">said<" in html  # what was said, beside what we test
+    assert ">the report said<" in html  # what was said, beside what we test, with its citation
+    assert '>said &lt;x&gt; (<a href="../reports.html#r0">R0 §3</a>)<' in html
 
 
 def test_epochs_and_seconds_show_few_decimals_whatever_the_tables_digits():

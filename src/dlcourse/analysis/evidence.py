@@ -112,13 +112,18 @@ class Verdict:
     reason: str = ""
 
 
-def decide(effects: Iterable[float], *, preconditions: Sequence[Precondition] = (), min_seeds: int = 2) -> Verdict:
+def decide(effects: Iterable[float], *, preconditions: Sequence[Precondition] = (), min_seeds: int = 2,
+           limits: tuple[float, float] | None = None) -> Verdict:
     """The verdict on one claim from its per-seed effects (> 0 supports the claim).
 
     The mean and its Student-t 95% interval are always computed (NaN bounds for n < 2), so a
     row shows what was measured even when it cannot decide. Undecided, in this order: a failed
     precondition (its reason), an effect that is not finite, fewer than `min_seeds` seeds, or an
     interval that covers 0 ("within noise").
+
+    `limits=(low, high)` are the values the effect can take (a correlation: (-1, 1)); the
+    interval is cut to them, so it never shows a correlation above 1. The true mean lies inside
+    the limits, so the cut loses no coverage; with 0 inside them it changes no verdict.
     """
     values = np.asarray(list(effects), dtype=float).ravel()
     for p in preconditions:
@@ -132,6 +137,11 @@ def decide(effects: Iterable[float], *, preconditions: Sequence[Precondition] = 
     if len(finite) >= 2:
         half = t_quantile(len(finite) - 1) * float(finite.std(ddof=1)) / math.sqrt(len(finite))
         low, high = mean - half, mean + half
+    if limits is not None:
+        floor, ceiling = (float(x) for x in limits)
+        if not floor < 0 < ceiling:
+            raise ValueError(f"limits={limits!r} is not valid; give (low, high) with low < 0 < high")
+        low, high = max(low, floor), min(high, ceiling)
     failed = [p.reason for p in preconditions if not p.ok]
     if failed:
         return Verdict("undecided", mean, low, high, n, "; ".join(failed))
@@ -214,15 +224,16 @@ class ClaimsTable(Table):
     """A claims table: displayed as every table of the book (`report.show_table`), its index (the
     claim ids) labelled, sentences whole and escaped, the citations as links."""
 
-    html_columns = ("report",)
+    html_columns = ("the report said",)
 
 
 def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: int = 3) -> pd.DataFrame:
     """One row per claim (indexed by its id): the claim in our words, what the report said (beside
-    it, so a reader sees what was tested against what was said), the report's citation (a link to
-    the reports page), what the effect measures, `draws` (the independent measurements of
-    it: seeds, parts of a search or epochs, as `effect` says), mean effect, 95% interval,
-    verdict and the reason when undecided. Every claim needs a verdict and every verdict a claim."""
+    it, so a reader sees what was tested against what was said) ending with the report's
+    citation (a link to the reports page; in the same cell, so the table fits the page), what
+    the effect measures, `draws` (the independent measurements of it: seeds, parts of a search
+    or epochs, as `effect` says), mean effect, 95% interval, verdict and the reason when
+    undecided. Every claim needs a verdict and every verdict a claim."""
     ids = [c["id"] for c in claims]
     missing, unknown = [i for i in ids if i not in verdicts], [k for k in verdicts if k not in ids]
     if missing or unknown:
@@ -232,7 +243,8 @@ def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: in
         v = verdicts[c["id"]]
         if not isinstance(v, Verdict):
             raise ValueError(f"verdicts[{c['id']!r}]={v!r} is not valid; give the Verdict of evidence.decide")
-        rows.append({"claim": c["claim"], "the report said": c["report_says"], "report": cite_link(c["cite"]),
+        said = f'{html.escape(c["report_says"])} ({cite_link(c["cite"])})'
+        rows.append({"claim": c["claim"], "the report said": said,
                      "effect": c["effect"], "draws": v.n,
                      "mean effect": _number(v.effect, digits),
                      "interval": "—" if not (math.isfinite(v.low) and math.isfinite(v.high))
