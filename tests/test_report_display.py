@@ -56,6 +56,7 @@ def test_claims_table_labels_its_index_and_links_its_citations():
     html = table._repr_html_()
     assert '<a href="../reports.html#r0">R0 §3</a>' in html and "a &lt; b &amp; c" in html
     assert ">id<" in html and not re.search(r"\bnan\b", html, re.I)
+    assert 'class="dataframe claims"' in html  # pages.css keeps its headers' words whole
     assert ">the report said<" in html  # what was said, beside what we test, with its citation
     assert '>said &lt;x&gt; (<a href="../reports.html#r0">R0 §3</a>)<' in html
 

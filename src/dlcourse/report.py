@@ -35,13 +35,15 @@ class Table(pd.DataFrame):
     _metadata = ["digits"]
     digits = 3
     html_columns: tuple[str, ...] = ()
+    table_kind: str | None = None
 
     @property
     def _constructor(self):
         return type(self)
 
     def _repr_html_(self) -> str:
-        return show_table(self, self.digits, index=shows_index(self), html=self.html_columns).to_html()
+        return show_table(self, self.digits, index=shows_index(self), html=self.html_columns,
+                          kind=self.table_kind).to_html()
 
 
 def as_table(frame: pd.DataFrame, digits: int = 3) -> Table:
@@ -94,13 +96,15 @@ def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: 
     return as_table(out, digits)
 
 
-def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True, html: Sequence[str] = ()):
+def show_table(frame: pd.DataFrame, digits: int = 3, index: bool = True, html: Sequence[str] = (),
+               kind: str | None = None):
     """A frame as the book shows it: floats rounded to `digits` as displayed (not only stored;
     a non-zero number too small for them in exponent form), missing values as "—", the index
     hidden when `index` is False (an unnamed 0..n-1 index tells a reader nothing). Text is
     escaped, except in the columns `html` (links). Returns a pandas Styler, which notebooks and
-    the book render (with the class `dataframe`, styled like every other table)."""
-    styler = frame.style.set_table_attributes('class="dataframe"')
+    the book render (with the class `dataframe`, styled like every other table; `kind` adds a
+    class of its own, e.g. "claims", which pages.css lays out differently)."""
+    styler = frame.style.set_table_attributes(f'class="dataframe{" " + kind if kind else ""}"')
     for col in frame.columns:  # one format per column: COARSE columns show fewer decimals
         styler = styler.format(functools.partial(_cell, digits=_digits(col, digits)), na_rep="—",
                                escape=None if col in html else "html", subset=[col])

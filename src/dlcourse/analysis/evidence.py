@@ -225,6 +225,7 @@ class ClaimsTable(Table):
     claim ids) labelled, sentences whole and escaped, the citations as links."""
 
     html_columns = ("the report said",)
+    table_kind = "claims"  # pages.css: its headers break between words only (sentences fill the width)
 
 
 def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: int = 3) -> pd.DataFrame:
