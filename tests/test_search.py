@@ -148,6 +148,33 @@ def test_importance_spearman_is_the_shared_rank_correlation():
     assert np.isnan(flat.loc[0, "spearman"])
 
 
+def test_shuffled_deals_values_out_the_way_they_were_drawn():
+    frame = search.sample(60, seed=2, per_shape=3)
+    shared = [k for k in search.SPACE if k not in search.MEMBER_KEYS]
+    # the runs of a stack score alike, but nothing depends on the hyperparameters
+    frame["val_acc"] = np.random.default_rng(0).normal(size=20).repeat(3)
+    out = search.shuffled(frame, seed=1)
+    assert out["val_acc"].equals(frame["val_acc"]) and out["shape"].equals(frame["shape"])
+    assert out.dtypes.equals(frame.dtypes)
+    assert (out.groupby("shape")[shared].nunique() == 1).all().all()  # a stack stays one shape
+    stacks = lambda f: sorted(map(tuple, f.groupby("shape")[shared].first().astype(str).to_numpy()))
+    assert stacks(out) == stacks(frame) and not out[shared].equals(frame[shared])
+    for k in search.MEMBER_KEYS:
+        assert sorted(out[k].astype(str)) == sorted(frame[k].astype(str))
+    assert out.equals(search.shuffled(frame, seed=1)) and not out.equals(search.shuffled(frame, seed=2))
+    # the mean importance of shuffles is the chance level: for a shared key it counts stacks
+    mean = pd.concat([search.importance(search.shuffled(frame, seed=s)).set_index("hyperparameter")["importance"]
+                      for s in range(300)], axis=1).mean(axis=1)
+    chance = search.importance(frame).set_index("hyperparameter")["chance"]
+    assert mean["optimizer"] == pytest.approx(chance["optimizer"], rel=0.15)  # 5 / 19, not 5 / 59
+    assert mean["lr"] == pytest.approx(chance["lr"], rel=0.25)
+    # without a shape column every key moves between runs; a shape must share its shape keys
+    plain = search.shuffled(frame.drop(columns="shape"), seed=0)
+    assert (plain.assign(shape=frame["shape"]).groupby("shape")["optimizer"].nunique() > 1).any()
+    with pytest.raises(ValueError, match="differ in width"):
+        search.shuffled(frame.assign(width=np.arange(60) % 3), seed=0)
+
+
 def test_level_effects_and_means():
     frame = _frame()
     eff = search.level_effects(frame, params=["optimizer"]).set_index("value")

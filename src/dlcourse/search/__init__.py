@@ -23,15 +23,17 @@ Analysis, with pandas and NumPy only (no scikit-learn):
 - `level_effects`: for each value of each hyperparameter, its runs' mean accuracy and the
   correlation of "has this value" (one-hot) with accuracy (what W&B's parameter-importance
   panel shows as correlation);
+- `shuffled`: the search with its hyperparameter values dealt out again the way they were drawn
+  (whole stacks for the keys a stack shares), so its importance is what noise alone gives;
 - `best`, `recommend`: the top configuration, and a few good ones that differ in optimizer or
   activation.
 """
 
-from .importance import importance, last_gain, level_effects, level_means, matches, parts, share
+from .importance import importance, last_gain, level_effects, level_means, matches, parts, share, shuffled
 from .refine import best, local_steps, neighbours, recommend
 from .space import (MEMBER_KEYS, METRICS, REPORT_WORDS, SPACE, attach, check_space, config_to_spec, configs_to_specs,
                     sample, space_size)
 
 __all__ = ["SPACE", "REPORT_WORDS", "MEMBER_KEYS", "METRICS", "check_space", "space_size", "sample", "config_to_spec", "configs_to_specs",
            "attach", "importance", "level_effects", "level_means", "best", "recommend", "neighbours", "local_steps", "parts",
-           "share", "matches", "last_gain"]
+           "share", "matches", "last_gain", "shuffled"]

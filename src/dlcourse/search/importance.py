@@ -25,7 +25,8 @@ def importance(frame: pd.DataFrame, target: str = "val_acc", params: Sequence[st
     Eta^2 is what a one-feature regression tree with one leaf per value would score; with few
     runs per value it is biased upwards (chance alone gives about (levels - 1) / (draws - 1), draws
     being the runs, or the shapes for the shape keys of a `per_shape` sample), so `chance` gives
-    that baseline for comparison.
+    that baseline for comparison. For a shape key the formula is the level when the runs of a
+    group score alike; `shuffled` measures the baseline on the search's own accuracies.
     """
     params = _params(frame, params)
     y = frame[target].astype(float)
@@ -45,6 +46,44 @@ def importance(frame: pd.DataFrame, target: str = "val_acc", params: Sequence[st
                      "chance": min(1.0, (levels - 1) / (draws - 1)) if draws > 1 else float("nan")})
     out = pd.DataFrame(rows, columns=["hyperparameter", "importance", "spearman", "levels", "chance"])
     return out.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def shuffled(frame: pd.DataFrame, seed: int = 0, params: Sequence[str] | None = None) -> pd.DataFrame:
+    """A copy of a search whose hyperparameter values are dealt out again at random, the way they
+    were drawn, while the metrics stay in place: no hyperparameter has anything to do with them.
+
+    The `importance` of such copies is what noise alone gives (its null distribution). Keys
+    outside MEMBER_KEYS, drawn once per `shape` group by a `per_shape` sample, move with their
+    whole group (each group takes the values of another group); MEMBER_KEYS, drawn per run, move
+    between single runs. Without a `shape` column every key moves between single runs. A
+    per-run shuffle of the shape keys would count each group as `per_shape` independent draws
+    and give too low a baseline.
+    """
+    params = _params(frame, params)
+    validate.non_negative_int("seed", seed)
+    rng = np.random.default_rng(seed)
+    shared = [p for p in params if p not in MEMBER_KEYS]
+    member = [p for p in params if p in MEMBER_KEYS]
+    if "shape" in frame.columns:
+        if frame["shape"].isna().any():
+            raise ValueError("frame is not valid: its shape column has missing values")
+        varying = [p for p in shared if (frame.groupby("shape")[p].nunique() > 1).any()]
+        if varying:
+            raise ValueError(f"frame is not valid: runs of one shape differ in {', '.join(varying)}; "
+                             "a shape group shares every key outside MEMBER_KEYS")
+        unit, _ = pd.factorize(frame["shape"])
+    else:
+        unit = np.arange(len(frame))
+    # the first run of each group speaks for it; group u takes the values of group order[u]
+    first = pd.Series(np.arange(len(frame))).groupby(unit).first().to_numpy()
+    source = first[rng.permutation(len(first))][unit]
+    rows = rng.permutation(len(frame))
+    out = frame.copy()
+    for p in shared:
+        out[p] = frame[p].to_numpy()[source]
+    for p in member:
+        out[p] = frame[p].to_numpy()[rows]
+    return out
 
 
 def level_effects(frame: pd.DataFrame, target: str = "val_acc", params: Sequence[str] | None = None) -> pd.DataFrame:
