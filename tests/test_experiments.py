@@ -91,6 +91,17 @@ def test_labels_and_parameter_counts_read_well():
     assert ex.parameter_count({"dataset": "sinc", "hidden": [5]}) is None
 
 
+def test_multiply_adds_count_each_layer_once_per_image():
+    assert ex.multiply_adds({**BASE, "hidden": [500]}) == 784 * 500 + 500 * 10
+    # lab 6's CNN 1 (two 3x3 convolutions with pooling), counted by hand: 28x28 then 14x14 maps
+    cnn = {"dataset": "mnist", "model": "cnn", "channels": [8, 16], "dense": [104, 128], "pool": True}
+    by_hand = 9 * 1 * 8 * 28 * 28 + 9 * 8 * 16 * 14 * 14 + 7 * 7 * 16 * 104 + 104 * 128 + 128 * 10
+    assert ex.multiply_adds(cnn) == by_hand
+    unpooled = {**cnn, "channels": [4], "dense": [65], "pool": False}
+    assert ex.multiply_adds(unpooled) == 9 * 4 * 28 * 28 + 28 * 28 * 4 * 65 + 65 * 10
+    assert ex.multiply_adds({"dataset": "sinc", "hidden": [5]}) is None
+
+
 def test_spec_dict_accepts_dataclasses():
     @dataclass(frozen=True)
     class Spec:

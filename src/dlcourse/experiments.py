@@ -124,6 +124,42 @@ def parameter_count(spec) -> int | None:
     return None
 
 
+def multiply_adds(spec) -> int | None:
+    """Multiply-adds of one image's forward pass through the model a spec describes: in × out per
+    linear layer, and per convolution k·k·c_in for every value of its output map (None when it
+    cannot be told). A parameter count does not say this: a convolution reuses its few weights at
+    every position. Counted on the built model (forward hooks on one blank image), so it follows
+    the architecture as `models` builds it; biases, activations and pooling are left out."""
+    import torch
+    from torch import nn
+
+    s = spec_dict(spec)
+    if s.get("dataset") not in _CLASSES or s.get("model", "mlp") not in ("mlp", "cnn"):
+        return None
+    if s.get("model", "mlp") == "mlp":
+        net = models.mlp(list(s.get("hidden") or []), out_features=_CLASSES[s["dataset"]])
+    else:
+        net = models.cnn(**{k: s[k] for k in ("channels", "dense", "pool") if s.get(k) is not None})
+    total = 0
+
+    def count(module, _inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+        elif isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 1, 28, 28))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
 def format_value(field: str, value) -> str:
     """How a spec value reads in a legend: `hidden=[100, 100]` -> `2×100`, floats compactly."""
     if field == "hidden" and isinstance(value, (list, tuple)):
