@@ -251,4 +251,11 @@ def test_a_log_axis_band_spans_the_runs_and_a_wide_one_ticks_only_powers_of_ten(
     twin = plots.interactive.metric_curves(frame, metrics=["train_loss"], logy=True)
     bands = [t for t in twin.data if t.fill == "toself"]
     assert bands and min(min(t.y) for t in bands) > 0
+    # the twin ticks where the static figure does, labelled as plain numbers or powers of ten
+    values = list(twin.layout.yaxis.tickvals)
+    assert values and all(np.isclose(np.log10(v), round(np.log10(v))) for v in values)
+    assert list(twin.layout.yaxis.ticktext) == [curves.log_label(v) for v in values]
+    assert curves.log_ticks(0.09, 2.3) == [0.1, 0.2, 0.5, 1.0, 2.0]  # two decades: 1-2-5
+    assert [curves.log_label(v) for v in (1e-6, 0.001, 0.2, 2e-5)] == ["10<sup>-6</sup>", "0.001", "0.2",
+                                                                       "2×10<sup>-5</sup>"]
     plt.close("all")

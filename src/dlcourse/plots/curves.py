@@ -237,6 +237,27 @@ def plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def log_ticks(low: float, high: float) -> list[float]:
+    """Where `plain_log_ticks` puts the ticks of a log axis over [low, high], as a list (for the
+    Plotly twins): 1, 2 and 5 times powers of ten over at most two decades, else powers of ten."""
+    if not (0 < low <= high and math.isfinite(high)):
+        return []
+    subs = (1.0,) if high / low > 100 else (1.0, 2.0, 5.0)
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    ticks = [m * 10.0 ** k for k in range(first, last + 1) for m in subs]
+    return [float(f"{t:.12g}") for t in ticks if low <= t <= high]
+
+
+def log_label(value: float) -> str:
+    """A tick of `log_ticks` as HTML text (Plotly): plain where short, else m×10<sup>n</sup>."""
+    text = f"{value:g}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    power = f"10<sup>{int(exponent)}</sup>"
+    return power if mantissa == "1" else f"{mantissa}×{power}"
+
+
 def _log_tick(value: float, _=None) -> str:
     """A power of ten as a plain number where that is short (0.01 to 1000), else as $10^{n}$."""
     exponent = round(math.log10(value))

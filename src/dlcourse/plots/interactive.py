@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from . import figure, label
+from . import curves, figure, label
 from .curves import curve_inputs, name
 
 PLOTLY_MIME = figure.PLOTLY_MIME
@@ -38,6 +38,17 @@ def thin(stats: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
     step = -(-len(stats) // limit)
     keep = sorted(set(range(0, len(stats), step)) | {len(stats) - 1})
     return stats.iloc[keep]
+
+
+def _log_axis(values: pd.Series) -> dict:
+    """Tick values and plain labels of a log axis over `values`, as the static figure has them
+    (`curves.log_ticks`): Plotly's own labels a crowd of single digits ("2 5 0.1 2 5")."""
+    positive = pd.to_numeric(values, errors="coerce")
+    positive = positive[positive > 0]
+    ticks = curves.log_ticks(float(positive.min()), float(positive.max())) if len(positive) else []
+    if len(ticks) < 2:  # less than one labelled step: leave it to Plotly
+        return {}
+    return {"tickmode": "array", "tickvals": ticks, "ticktext": [curves.log_label(t) for t in ticks]}
 
 
 def metric_curves(
@@ -106,12 +117,12 @@ def metric_curves(
         if p.column == 0 or col is None or sharey is False:
             fig.update_yaxes(title_text=ylabel, row=row, col=column)
         if p.metric in plan.log_metrics:
-            fig.update_yaxes(type="log", row=row, col=column)
+            fig.update_yaxes(type="log", row=row, col=column, **_log_axis(plan.frame[p.metric]))
         if plan.bottom(p):
             fig.update_xaxes(title_text=plan.xlabel, row=row, col=column)
     _share_y(fig, plan, sharey)
     if logx:
-        fig.update_xaxes(type="log")
+        fig.update_xaxes(type="log", **_log_axis(plan.frame[x]))
     if x == "epoch":  # whole epochs only, as on the static figure
         fig.update_xaxes(tickformat="d", dtick=max(1, int(np.ceil(plan.frame[x].max() / 10))))
     fig.update_layout(
