@@ -169,3 +169,13 @@ def test_every_claims_file_of_the_course_loads():
         assert ev.load_claims(name) == claims  # the lab's short name finds the same file
     with pytest.raises(ValueError, match="lab='nope'"):
         ev.load_claims("nope")
+
+
+def test_claims_show_the_values_of_the_parameters_they_name():
+    plain = {c["id"]: c for c in ev.load_claims("lab01_depth")}
+    shown = {c["id"]: c for c in ev.load_claims("lab01_depth", values={"same_tol": 0.1, "rise_tol": 0.05})}
+    assert "same_tol" in plain["one_layer_top_widths_alike"]["claim"]
+    assert "same_tol (0.1)" in shown["one_layer_top_widths_alike"]["claim"]
+    assert shown["one_layer_top_widths_alike"]["effect"].startswith("same_tol (0.1) minus")
+    assert "rise_tol (0.05)" in shown["no_overfitting"]["claim"] and "same_tol (" not in shown["no_overfitting"]["claim"]
+    assert ev.load_claims("lab01_depth", values={"tol": 1})[0]["claim"] == ev.load_claims("lab01_depth")[0]["claim"]

@@ -199,11 +199,21 @@ def check_claims(claims, source: str = "claims") -> list[dict]:
     return claims
 
 
-def load_claims(lab: str) -> list[dict]:
-    """The claims of one lab, from notebooks/claims/<lab stem>.yml, checked by `check_claims`."""
+def load_claims(lab: str, values: Mapping[str, object] | None = None) -> list[dict]:
+    """The claims of one lab, from notebooks/claims/<lab stem>.yml, checked by `check_claims`.
+
+    `values` maps the names of parameters that a claim's text uses (a tolerance such as
+    `same_tol`) to this build's values: in `claim` and `effect`, each name is shown with its value
+    beside it ("same_tol (0.1)"), so that a reader of the table need not look it up."""
     path = claims_path(lab)
     with open(path, encoding="utf-8") as f:
-        return check_claims(yaml.safe_load(f), source=path.name)
+        claims = check_claims(yaml.safe_load(f), source=path.name)
+    for name, value in (values or {}).items():
+        shown = f"{name} ({value:g})" if isinstance(value, (int, float)) else f"{name} ({value})"
+        for c in claims:
+            for field in ("claim", "effect"):
+                c[field] = re.sub(rf"\b{re.escape(name)}\b", lambda _m: shown, c[field])
+    return claims
 
 
 # ---------------------------------------------------------------- the table
