@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dlcourse import report
 from dlcourse.analysis import evidence
@@ -77,3 +78,11 @@ def test_headers_and_ids_break_after_underscores_and_stay_escaped():
     styled = report.show_table(frame).to_html()
     assert "xavier_<wbr>beats_<wbr>random" in styled and "test_<wbr>acc" in styled
     assert "a &lt;b&gt;_<wbr>c" in report.show_table(frame.rename(index={"xavier_beats_random": "a <b>_c"})).to_html()
+
+
+def test_in_words_lists_items_as_prose():
+    assert report.in_words(["sgd"]) == "sgd"
+    assert report.in_words(["adam", "nadam"]) == "adam and nadam"
+    assert report.in_words(["sgd", "momentum", 0.5]) == "sgd, momentum and 0.5"
+    with pytest.raises(ValueError, match="items="):
+        report.in_words([])

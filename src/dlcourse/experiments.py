@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
 from . import models
 from .report import METRICS
@@ -130,13 +132,11 @@ def multiply_adds(spec) -> int | None:
     cannot be told). A parameter count does not say this: a convolution reuses its few weights at
     every position. Counted on the built model (forward hooks on one blank image), so it follows
     the architecture as `models` builds it; biases, activations and pooling are left out."""
-    import torch
-    from torch import nn
-
     s = spec_dict(spec)
-    if s.get("dataset") not in _CLASSES or s.get("model", "mlp") not in ("mlp", "cnn"):
+    model = s.get("model", "mlp")
+    if s.get("dataset") not in _CLASSES or model not in ("mlp", "cnn"):
         return None
-    if s.get("model", "mlp") == "mlp":
+    if model == "mlp":
         net = models.mlp(list(s.get("hidden") or []), out_features=_CLASSES[s["dataset"]])
     else:
         net = models.cnn(**{k: s[k] for k in ("channels", "dense", "pool") if s.get(k) is not None})

@@ -151,4 +151,13 @@ def _plain(value: float, digits: int) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0")
 
 
-__all__ = ["COARSE", "METRICS", "Table", "as_table", "final_table", "seed_table", "show_table", "shows_index"]
+def in_words(items: Sequence[object]) -> str:
+    """Items as an English list for generated prose: "a", "a and b", "a, b and c"."""
+    items = [str(x) for x in items]
+    if not items:
+        raise ValueError("items=[] is not valid; give at least one item")
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+__all__ = ["COARSE", "METRICS", "Table", "as_table", "final_table", "in_words", "seed_table", "show_table",
+           "shows_index"]

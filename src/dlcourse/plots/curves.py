@@ -231,18 +231,25 @@ def plain_log_ticks(axis) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     low, high = sorted(axis.get_view_interval())
-    wide = low > 0 and high / low > 100
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    subs = _log_subs(low, high)
+    wide = subs == (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(_log_tick if wide else (lambda v, _: f"{v:g}")))
     axis.set_minor_formatter(NullFormatter())
 
 
+def _log_subs(low: float, high: float) -> tuple[float, ...]:
+    """The multiples of each power of ten that get a tick: 1, 2 and 5 over at most two decades,
+    the powers alone over more (the one rule of `plain_log_ticks` and `log_ticks`)."""
+    return (1.0,) if low > 0 and high / low > 100 else (1.0, 2.0, 5.0)
+
+
 def log_ticks(low: float, high: float) -> list[float]:
     """Where `plain_log_ticks` puts the ticks of a log axis over [low, high], as a list (for the
-    Plotly twins): 1, 2 and 5 times powers of ten over at most two decades, else powers of ten."""
+    Plotly twins)."""
     if not (0 < low <= high and math.isfinite(high)):
         return []
-    subs = (1.0,) if high / low > 100 else (1.0, 2.0, 5.0)
+    subs = _log_subs(low, high)
     first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
     ticks = [m * 10.0 ** k for k in range(first, last + 1) for m in subs]
     return [float(f"{t:.12g}") for t in ticks if low <= t <= high]

@@ -41,8 +41,9 @@ def thin(stats: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
 
 
 def _log_axis(values: pd.Series) -> dict:
-    """Tick values and plain labels of a log axis over `values`, as the static figure has them
-    (`curves.log_ticks`): Plotly's own labels a crowd of single digits ("2 5 0.1 2 5")."""
+    """Tick values of a log axis over `values` where the static figure has its ticks
+    (`curves.log_ticks`), labelled as plain numbers (`curves.log_label`): Plotly's own labels
+    are a crowd of single digits ("2 5 0.1 2 5")."""
     positive = pd.to_numeric(values, errors="coerce")
     positive = positive[positive > 0]
     ticks = curves.log_ticks(float(positive.min()), float(positive.max())) if len(positive) else []

@@ -74,7 +74,8 @@ def shuffled(frame: pd.DataFrame, seed: int = 0, params: Sequence[str] | None = 
         unit, _ = pd.factorize(frame["shape"])
     else:
         unit = np.arange(len(frame))
-    # the first run of each group speaks for it; group u takes the values of group order[u]
+    # the first run of each group speaks for it; every run of group u takes the values of the
+    # first run of the group the permutation assigns to u
     first = pd.Series(np.arange(len(frame))).groupby(unit).first().to_numpy()
     source = first[rng.permutation(len(first))][unit]
     rows = rng.permutation(len(frame))
