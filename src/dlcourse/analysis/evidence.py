@@ -204,15 +204,20 @@ def load_claims(lab: str, values: Mapping[str, object] | None = None) -> list[di
 
     `values` maps the names of parameters that a claim's text uses (a tolerance such as
     `same_tol`) to this build's values: in `claim` and `effect`, each name is shown with its value
-    beside it ("same_tol (0.1)"), so that a reader of the table need not look it up."""
+    beside it ("same_tol (0.1)"), so that a reader of the table need not look it up. A name that
+    no claim mentions is an error (a misspelt name would otherwise show nothing)."""
     path = claims_path(lab)
     with open(path, encoding="utf-8") as f:
         claims = check_claims(yaml.safe_load(f), source=path.name)
     for name, value in (values or {}).items():
+        word = re.compile(rf"\b{re.escape(name)}\b")
+        if not any(word.search(c[field]) for c in claims for field in ("claim", "effect")):
+            raise ValueError(f"values names {name!r}, which no claim in {path.name} mentions; "
+                             "pass only the parameters the claims' text uses")
         shown = f"{name} ({value:g})" if isinstance(value, (int, float)) else f"{name} ({value})"
         for c in claims:
             for field in ("claim", "effect"):
-                c[field] = re.sub(rf"\b{re.escape(name)}\b", lambda _m: shown, c[field])
+                c[field] = word.sub(lambda _m: shown, c[field])
     return claims
 
 
