@@ -69,8 +69,19 @@ def test_epochs_and_seconds_show_few_decimals_whatever_the_tables_digits():
     assert seeds.loc["a", "epoch to 0.97"] == "19.6 ± 0.8"
     assert seeds.loc["a", "best_epoch"] == "15.5 ± 0.7" and seeds.loc["a", "seconds"] == "123.9 ± 5.5"
     assert seeds.loc["a", "test_acc"] == "0.9179 ± 0.0079"  # other columns keep the table's digits
+    assert seeds.loc["b", "test_acc"] == "0.9000"  # one seed: the mean, in the column's format
     cells = _cells(report.final_table(runs, ["seconds", "test_acc"], digits=4)._repr_html_())
     assert "127.8" in cells and "127.8345" not in cells and "0.9123" in cells
+
+
+def test_a_measurement_column_has_one_format_and_a_setting_shows_alone():
+    runs = pd.DataFrame({"label": ["a", "a", "b", "b"], "train_acc": [1.0, 1.0, 0.99, 0.97],
+                         "best_epoch": [7, 7, 7, 7], "params": [10, 10, 20, 20]})
+    seeds = report.seed_table(runs, "label", ["train_acc", "best_epoch", "params"], digits=4)
+    # the seeds of "a" agree, those of "b" do not: both cells read mean ± std, not "1" beside "0.9800 ± 0.0141"
+    assert seeds["train_acc"].tolist() == ["1.0000 ± 0.0000", "0.9800 ± 0.0141"]
+    # columns that vary within no setting are properties of it
+    assert seeds["best_epoch"].tolist() == ["7", "7"] and seeds["params"].tolist() == ["10", "20"]
 
 
 def test_headers_and_ids_break_after_underscores_and_stay_escaped():

@@ -82,8 +82,12 @@ def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: 
                digits: int = 4) -> Table:
     """One row per value of `by` (a setting trained with several seeds): each numeric column as
     "mean ± std" over the rows of that setting (std with ddof 1), and `seeds`, the number of
-    rows. A value that does not vary within a setting (a parameter count, a learning rate, one
-    seed) shows alone, rounded to `digits`. Settings keep their order of first appearance."""
+    rows. A column that varies within no setting (a parameter count, a learning rate, a time
+    that the seeds of one stack share) is a property of the setting: its value shows alone, as
+    it reads best ("7", "0.001"). A column that varies within some setting is a measurement:
+    every cell of it reads "mean ± std" to `digits` decimals, "1.0000 ± 0.0000" where the seeds
+    agree, and the mean alone where a setting has one seed, so one column has one format.
+    Settings keep their order of first appearance."""
     keys = [by] if isinstance(by, str) else list(by)
     columns = [c for c in _columns(frame, columns, keys) if c not in keys]
     groups = frame.groupby(keys, sort=False)
@@ -91,8 +95,11 @@ def seed_table(frame: pd.DataFrame, by: str | Sequence[str] = "label", columns: 
     for col in columns:
         mean, std, kinds = groups[col].mean(), groups[col].std(ddof=1), groups[col].nunique(dropna=False)
         d = _digits(col, digits)
-        out[col] = [_plain(m, d) if k == 1 or pd.isna(s) else f"{m:.{d}f} ± {s:.{d}f}"
-                    for m, s, k in zip(mean, std, kinds)]
+        if (kinds == 1).all():
+            out[col] = [_plain(m, d) for m in mean]
+        else:
+            out[col] = [_plain(m, d) if pd.isna(m) else _cell(float(m), d) if pd.isna(s)
+                        else f"{_cell(float(m), d)} ± {s:.{d}f}" for m, s in zip(mean, std)]
     return as_table(out, digits)
 
 
