@@ -22,8 +22,9 @@ METRICS = ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_
 #: Columns whose numbers mean nothing past a few decimals (epochs; seconds on a shared machine):
 #: shown with at most these many, whatever a table's `digits`.
 COARSE = {"best_epoch": 1, "epochs_run": 1, "seconds": 1, "epoch_seconds": 2}
-#: Column names starting so count epochs too (lab 2's "epochs to target", lab 6's "epoch to 0.97").
-COARSE_PREFIXES = ("epoch to ", "epochs to ")
+#: Column names starting so count epochs or seconds too (lab 2's "epochs to target" and "seconds to
+#: target", lab 6's "epoch to 0.97"), with at most these many decimals.
+COARSE_PREFIXES = {"epoch to ": 1, "epochs to ": 1, "seconds to ": 2}
 
 
 class Table(pd.DataFrame):
@@ -135,7 +136,8 @@ def _label(value, digits: int) -> str:
 
 
 def _digits(column, digits: int) -> int:
-    coarse = 1 if str(column).startswith(COARSE_PREFIXES) else COARSE.get(column, digits)
+    prefix = next((p for p in COARSE_PREFIXES if str(column).startswith(p)), None)
+    coarse = COARSE_PREFIXES[prefix] if prefix else COARSE.get(column, digits)
     return min(digits, coarse)
 
 
