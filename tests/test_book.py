@@ -403,8 +403,8 @@ def test_every_lab_page_teaches(course, site, browser):
 
 
 def test_every_lab_page_reads_well(course, site, browser):
-    """Every table fits the text column and has no unlabelled index of row numbers, no "nan" is
-    shown, and the folded "How to run this lab" box offers the student notebook (a download that
+    """Every table fits the text column and has no unlabelled index of row numbers, every figure
+    has alt text in words, no "nan" is shown, and the folded "How to run this lab" box offers the student notebook (a download that
     exists) and the commands."""
     problems: list[str] = []
     for lab, page in _visit_labs(browser, site, course[0]):
@@ -414,6 +414,11 @@ def test_every_lab_page_reads_well(course, site, browser):
         numbered = page.evaluate(ROW_NUMBERS)
         if numbered:
             problems.append(f"{lab.stem}: tables with an unlabelled 0..n index (header row): {numbered}")
+        # a figure's alt text says what it shows (its title, or its axes), never the image's path
+        alts = page.eval_on_selector_all("article img", "imgs => imgs.map(i => i.getAttribute('alt') || '')")
+        pathlike = [a for a in alts if not a.strip() or a == "figure" or re.search(r"\.(png|svg|jpe?g)$|_images/", a)]
+        if pathlike:
+            problems.append(f"{lab.stem}: {len(pathlike)} of {len(alts)} figures without alt text: {pathlike[:3]}")
         shown = re.findall(r".{0,40}\bnan\b.{0,40}", page.evaluate(VISIBLE_TEXT), re.I)
         if shown:
             problems.append(f"{lab.stem}: 'nan' shown: {shown[:5]}")

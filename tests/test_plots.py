@@ -171,6 +171,34 @@ def test_a_figure_shows_once_at_twice_its_displayed_resolution(figures):
     assert "text/html" not in data  # a static figure: the book shows the PNG
 
 
+def test_a_figure_says_what_it_shows_in_its_alt_text():
+    from dlcourse.sphinx_plotly import FigureAltRenderer
+
+    fig, axes = figure.subplots(1, 2)
+    for ax, title in zip(axes.flat, ("depth = 1", "depth = 2")):
+        ax.set(title=title, xlabel="epoch", ylabel="training\nloss (nats)")
+    assert figure.alt_text(fig) == "training loss (nats) against epoch; panels: depth = 1; depth = 2"
+    axes[0, 1].set(title="accuracy", ylabel="accuracy", xlabel="")  # a title that repeats its y label says nothing more
+    assert figure.alt_text(fig) == "depth = 1: training loss (nats), accuracy against epoch"
+    data, meta = figure.finish(fig)._repr_mimebundle_()
+    assert meta["image/png"]["alt"] == figure.alt_text(fig) and figure.alt_text(fig) in data["text/plain"]
+    fig.suptitle("Learning curves")
+    assert figure.alt_text(fig) == "Learning curves"
+    lone, ax = figure.subplots()
+    assert figure.alt_text(lone) == "figure"  # nothing to say: a placeholder, which the book test refuses
+    plt.close("all")
+
+    # the book's renderer gives the image node that alt text; other outputs are left to myst-nb
+    class Renderer:
+        def render_image(self, data):
+            return [{"uri": "_images/x.png"}]
+
+    png = SimpleNamespace(mime_type="image/png", output_metadata={"image/png": {"alt": "Learning curves"}})
+    assert FigureAltRenderer.handle_mime(Renderer(), png, False) == [{"uri": "_images/x.png", "alt": "Learning curves"}]
+    plain = SimpleNamespace(mime_type="image/png", output_metadata={"image/png": {"width": 300}})
+    assert FigureAltRenderer.handle_mime(Renderer(), plain, False) is None
+
+
 def test_a_twin_shows_in_html_and_the_static_figure_prints(figures):
     data, meta = figures["_made"]["lab 3 five batch sizes"]._repr_mimebundle_()
     page = data["text/html"]

@@ -1,5 +1,5 @@
-"""Sphinx extension: the book serves plotly.js itself, once for the whole site, and opens any
-figure at full resolution on click.
+"""Sphinx extension: the book serves plotly.js itself, once for the whole site, opens any
+figure at full resolution on click, and gives every figure its alt text (`FigureAltRenderer`).
 
 The interactive figures (`dlcourse.plots.interactive`) are written without plotly.js
 (`include_plotlyjs=False`), since inlining it would add 4.8 MB to every figure. This extension
@@ -113,6 +113,25 @@ class PlotlyJsonRenderer:
     @staticmethod
     def handle_mime(renderer, data, inline: bool):
         return [] if data.mime_type == PLOTLY_MIME else None
+
+
+class FigureAltRenderer:
+    """myst-nb mime renderer (entry point `myst_nb.mime_renderers` in pyproject.toml): a course
+    figure's PNG carries its alt text in the output's metadata (`plots.figure.alt_text`), but
+    myst-nb keeps only the width and height from it, so the image's alt text would be its file
+    path. This renders the PNG as myst-nb does and gives it the figure's alt text."""
+
+    mime_priority_overrides = ()
+
+    @staticmethod
+    def handle_mime(renderer, data, inline: bool):
+        alt = data.output_metadata.get(data.mime_type, {}).get("alt")
+        if inline or data.mime_type != "image/png" or not alt:
+            return None
+        nodes = renderer.render_image(data)
+        for node in nodes:
+            node["alt"] = str(alt)
+        return nodes
 
 
 def setup(app: Sphinx) -> dict:

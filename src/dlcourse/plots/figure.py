@@ -93,7 +93,7 @@ class CourseFigure(Figure):
         image = self._image(PNG_DPI)  # drawn once: the print copy is this image, scaled down
         width = round(image.width * CSS_DPI / PNG_DPI)
         data = {"image/png": base64.b64encode(_small_png(image)).decode("ascii"),
-                "text/plain": f"<figure: {_title(self) or 'untitled'}>"}
+                "text/plain": f"<figure: {alt_text(self)}>"}
         twin = self.twin
         if twin is not None:
             from PIL import Image
@@ -103,13 +103,14 @@ class CourseFigure(Figure):
             scale = PRINT_DPI / PNG_DPI
             printed = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
             printed = base64.b64encode(_small_png(printed)).decode("ascii")
-            alt = html.escape(_title(self) or "figure")
+            alt = html.escape(alt_text(self))
             data["text/html"] = (f'<div class="dlc-figure">{STYLE}{LIVE}<div class="dlc-screen">'
                                  f"{Interactive(twin).html()}</div>"
                                  f'<img class="dlc-print" alt="{alt}" width="{min(width, COLUMN_PX)}" '
                                  f'src="data:image/png;base64,{printed}"></div>')
             data[PLOTLY_MIME] = json.loads(twin.to_json())
-        return data, {"image/png": {"width": width}}
+        # "alt": the book's image text (`sphinx_plotly.FigureAltRenderer`), not the file's path
+        return data, {"image/png": {"width": width, "alt": alt_text(self)}}
 
 
 def _small_png(image) -> bytes:
@@ -120,10 +121,25 @@ def _small_png(image) -> bytes:
     return out.getvalue()
 
 
-def _title(fig: Figure) -> str:
+def alt_text(fig: Figure) -> str:
+    """What the figure shows, in words, for a reader who cannot see it: its title; without one,
+    what its panels plot against what, and the titles of its panels that say more."""
+    def words(text: str) -> str:
+        return " ".join(text.split())
+
+    def unique(texts) -> list[str]:
+        return list(dict.fromkeys(words(t) for t in texts if t))
+
     if fig._suptitle is not None and fig._suptitle.get_text():
-        return fig._suptitle.get_text()
-    return next((ax.get_title() for ax in fig.axes if ax.get_title()), "")
+        return words(fig._suptitle.get_text())
+    ys, xs = unique(ax.get_ylabel() for ax in fig.axes), unique(ax.get_xlabel() for ax in fig.axes)
+    titles = [t for t in unique(ax.get_title() for ax in fig.axes) if t not in ys]
+    plotted = f"{', '.join(ys)} against {', '.join(xs)}" if ys and xs else ""
+    if len(titles) == 1 and plotted:
+        return f"{titles[0]}: {plotted}"
+    if titles and plotted:
+        return f"{plotted}; panels: {'; '.join(titles)}"
+    return plotted or "; ".join(titles) or "figure"
 
 
 def subplots(nrows: int = 1, ncols: int = 1, row_height: float = 2.6, width: float | None = None,
