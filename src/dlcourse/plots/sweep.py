@@ -279,12 +279,13 @@ def level_strip(frame: pd.DataFrame, params: Sequence[str], target: str = "val_a
         sns.pointplot(data=data, x="_v", y=target, order=names, errorbar=None, color="black", markers="D",
                       linestyles="none", ax=ax)
         ax.set_xlabel(p.replace("_", " "))
-        ax.set_ylabel(label(target) + " (fraction)")
+        ax.set_ylabel("")  # one label for the shared axis (below): a label per row runs into the next
         long = sum(len(name) for name in names) > 30  # six optimizers' names collide at 20°
         ax.tick_params(axis="x", rotation=40 if long else 20)
         if long:
             plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     figure.hide_unused(axes, n)
+    fig.supylabel(label(target) + " (fraction)", fontsize=plt.rcParams["axes.labelsize"])
     if title:
         fig.suptitle(title)
     return figure.finish(fig)
