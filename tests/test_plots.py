@@ -222,10 +222,16 @@ def test_the_sweep_twins_share_what_the_static_figures_draw(figures):
     made = figures["_made"]
     scatter = made["lab 8 runs"].twin
     data, orders, _, ylabel = sweep.scatter_inputs(runs, "val_acc", "optimizer", "activation", None, search.SPACE)
-    assert [t.name for t in scatter.data] == [str(v) for v in orders["optimizer"]]  # legend order = space order
-    assert all(t.legendgroup == t.name for t in scatter.data)  # a legend click toggles that optimizer's runs
-    assert "run %{x}" in scatter.data[0].hovertemplate and ylabel in scatter.data[0].hovertemplate
-    assert sum(len(t.x) for t in scatter.data) == len(runs)
+    keys = [t for t in scatter.data if t.showlegend is not False]
+    runs_drawn = [t for t in scatter.data if t.showlegend is False]
+    # the legend: one colour per optimizer, in the space's order, then one grey marker per activation
+    assert [t.name for t in keys] == [*map(str, orders["optimizer"]), *map(str, orders["activation"])]
+    assert {t.marker.symbol for t in keys[:len(orders["optimizer"])]} == {"circle"}
+    assert len({t.marker.symbol for t in keys[len(orders["optimizer"]):]}) == len(orders["activation"])
+    # a legend click toggles that optimizer's runs: its key and its runs share a legend group
+    assert [t.legendgroup for t in runs_drawn] == [str(v) for v in orders["optimizer"]]
+    assert "run %{x}" in runs_drawn[0].hovertemplate and ylabel in runs_drawn[0].hovertemplate
+    assert sum(len(t.x) for t in runs_drawn) == len(runs)
     parallel = made["lab 8 parallel coordinates"].twin.data[0]
     static_labels = [t.get_text() for t in figures["lab 8 parallel coordinates"].axes[0].get_xticklabels()]
     assert [d.label for d in parallel.dimensions] == static_labels

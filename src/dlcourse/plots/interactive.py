@@ -15,6 +15,7 @@ per figure. myst-nb renders that HTML; JupyterLab renders the Plotly JSON beside
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,6 +39,14 @@ def thin(stats: pd.DataFrame, limit: int = MAX_POINTS) -> pd.DataFrame:
     step = -(-len(stats) // limit)
     keep = sorted(set(range(0, len(stats), step)) | {len(stats) - 1})
     return stats.iloc[keep]
+
+
+def wrap(text: str, width: int) -> str:
+    """`text` as Plotly title text: its line breaks, and breaks between words every `width`
+    characters, as `<br>` (Plotly draws a "\n" as nothing, and a long title over its
+    neighbour's)."""
+    return "<br>".join(line for part in str(text).split("\n")
+                       for line in (textwrap.wrap(part, width) or [""]))
 
 
 def _log_axis(values: pd.Series) -> dict:
@@ -82,9 +91,10 @@ def metric_curves(
     plan = curve_inputs(frame, metrics, hue, ylabels, logy, categorical, col, x, xlabel, col_wrap)
     rows, cols = plan.shape
     many = plan.frame[x].nunique() >= 15
+    width = {1: 80, 2: 40}.get(cols, 26)  # characters of a title over one panel
     titles = [""] * (rows * cols)
     for p in plan.panels:
-        titles[p.row * cols + p.column] = plan.title(p)
+        titles[p.row * cols + p.column] = wrap(plan.title(p), width)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.1,
                         vertical_spacing=min(0.3, 0.5 / rows) if rows > 1 else 0.12)
     shown = set()
@@ -115,8 +125,10 @@ def metric_curves(
                 showlegend=group not in shown, line={"color": plan.colours[h], "width": 2}, marker={"size": 6},
                 hovertemplate=template), row=row, col=column)
             shown.add(group)
-        if p.column == 0 or col is None or sharey is False:
-            fig.update_yaxes(title_text=ylabel, row=row, col=column)
+        # a y title that repeats the panel's title is left out: beside the next panel it ran
+        # into that panel's ticks
+        if (p.column == 0 or col is None or sharey is False) and ylabel != plan.title(p):
+            fig.update_yaxes(title_text=wrap(ylabel, 30), row=row, col=column)
         if p.metric in plan.log_metrics:
             fig.update_yaxes(type="log", row=row, col=column, **_log_axis(plan.frame[p.metric]))
         if plan.bottom(p):
@@ -125,7 +137,8 @@ def metric_curves(
     if logx:
         fig.update_xaxes(type="log", **_log_axis(plan.frame[x]))
     if x == "epoch":  # whole epochs only, as on the static figure
-        fig.update_xaxes(tickformat="d", dtick=max(1, int(np.ceil(plan.frame[x].max() / 10))))
+        ticks = 10 if cols == 1 else 5  # a narrower panel fits fewer labels unrotated
+        fig.update_xaxes(tickformat="d", dtick=max(1, int(np.ceil(plan.frame[x].max() / ticks))))
     fig.update_layout(
         title=title, template="plotly_white", hovermode="closest", font={"size": 12},
         legend={"title": {"text": label(hue)}, "groupclick": "togglegroup"},

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from . import palette
+from .interactive import wrap
 
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down", "star")
 
@@ -30,11 +31,21 @@ def runs_scatter(data: pd.DataFrame, y: str, hue: str, style: str | None, orders
     colours = dict(zip(orders[hue], palette(len(orders[hue]))))
     symbols = {v: SYMBOLS[i % len(SYMBOLS)] for i, v in enumerate(orders.get(style, []))} if style else {}
     fig = go.Figure()
+    # the legend keys the colours (a circle each) and then the markers (grey): a data trace's
+    # own legend entry would show the marker of its first run
+    for h in orders[hue]:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(h), legendgroup=str(h),
+                                 legendgrouptitle={"text": hue} if h == orders[hue][0] else None,
+                                 marker={"color": colours[h], "size": 8, "symbol": "circle"}))
+    for v, symbol in symbols.items():
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(v), legendgroup=f"{style}={v}",
+                                 legendgrouptitle={"text": style} if v == next(iter(symbols)) else None,
+                                 marker={"color": "grey", "size": 8, "symbol": symbol}, hoverinfo="skip"))
     for h in orders[hue]:
         part = data[data[hue] == h]
         extra = [hue] + ([style] if style else [])
         fig.add_trace(go.Scatter(
-            x=part["run"], y=part[y], mode="markers", name=str(h), legendgroup=str(h),
+            x=part["run"], y=part[y], mode="markers", name=str(h), legendgroup=str(h), showlegend=False,
             marker={"color": colours[h], "size": 8,
                     "symbol": [symbols[v] for v in part[style]] if style else "circle"},
             customdata=part[extra].astype(str).to_numpy(),
@@ -46,7 +57,7 @@ def runs_scatter(data: pd.DataFrame, y: str, hue: str, style: str | None, orders
                       annotation_text="chance", annotation_position="bottom right")
     fig.update_xaxes(title_text=xlabel)
     fig.update_yaxes(title_text=ylabel)
-    fig.update_layout(legend={"title": {"text": hue + (f" (marker: {style})" if style else "")}})
+    fig.update_layout(legend={"groupclick": "togglegroup", "tracegroupgap": 4})
     _layout(fig, title, 380)
     return fig
 
@@ -60,8 +71,10 @@ def parallel_coordinates(data: pd.DataFrame, columns: Sequence, target: str, cma
                    "range": [-0.05, 1.05]} for name, pos, ticks, labels in columns]
     fig = go.Figure(go.Parcoords(
         line={"color": data[target].to_numpy(dtype=float), "colorscale": cmap.capitalize(), "showscale": True,
-              "colorbar": {"title": {"text": columns[-1][0]}}},
-        dimensions=dimensions, labelangle=-20, labelside="bottom"))
+              "colorbar": {"title": {"text": wrap(columns[-1][0], 12)}}},
+        # small tick labels: ten axes share the text column, and a long value ("xavier_normal")
+        # at 12 px ran over its neighbour's
+        dimensions=dimensions, labelangle=-20, labelside="bottom", tickfont={"size": 10}))
     _layout(fig, title, 420)
     fig.update_layout(margin={"l": 40, "r": 40, "t": 60 + (40 if title else 0), "b": 70})
     return fig
@@ -84,9 +97,11 @@ def importance_bars(plan: dict, title: str | None):
     fig.add_trace(go.Bar(x=eff["correlation"], y=eff["label"], orientation="h", name="correlation",
                          marker_color=plan["colours"], showlegend=False,
                          hovertemplate="%{y}: r = %{x:.3f}<extra></extra>"), row=1, col=2)
+    # the x titles wrapped to their panel's width; the right panel's y title left out (its
+    # "name=value" ticks say it, and the title ran into the left panel's bars)
     for column, (xlabel, ylabel) in enumerate(zip(plan["xlabels"], plan["ylabels"]), start=1):
-        fig.update_xaxes(title_text=xlabel, row=1, col=column)
-        fig.update_yaxes(title_text=ylabel, autorange="reversed", row=1, col=column)
+        fig.update_xaxes(title_text=wrap(xlabel, 34), row=1, col=column)
+        fig.update_yaxes(title_text=ylabel if column == 1 else None, autorange="reversed", row=1, col=column)
     _layout(fig, title, max(320, int(18 * len(eff)) + 120))
     fig.update_layout(legend={"orientation": "h", "y": -0.2})
     return fig
