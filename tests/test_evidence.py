@@ -93,8 +93,10 @@ def test_single_seed_is_undecided_without_an_interval():
 
 def test_an_effect_that_is_not_a_number_is_undecided():
     v = ev.decide([1.0, math.nan, 1.2])
-    assert v.verdict == "undecided" and v.reason == "the effect is not a number for 1 of 3 seeds"
+    assert v.verdict == "undecided" and v.reason == "the effect is not a number for 1 of 3 draws"
     assert v.effect == pytest.approx(1.1)
+    assert (v.n, v.used, v.draws) == (3, 2, "2 of 3")  # the mean and interval come from the 2 numbers
+    assert ev.decide([1.0, 1.2]).draws == "2"
 
 
 def test_paired_differences_decide_what_unpaired_means_cannot():
@@ -120,7 +122,7 @@ def test_claims_table_shows_every_claim_with_its_numbers():
     assert t.index.name == "id" and t.index.tolist() == ["wider_lower_loss", "gpu_faster"]
     assert t.columns.tolist() == ["claim", "the report said", "effect", "draws", "mean effect", "interval", "verdict", "reason"]
     row = t.loc["wider_lower_loss"]
-    assert row["verdict"] == "confirmed" and row["draws"] == 3 and row["mean effect"] == "0.110"
+    assert row["verdict"] == "confirmed" and row["draws"] == "3" and row["mean effect"] == "0.110"
     assert re.fullmatch(r"\[0\.0\d\d, 0\.1\d\d\]", row["interval"]) and row["reason"] == "—"
     assert row["the report said"] == 'More units, lower loss. (<a href="../reports.html#r0">R0 §3</a>)'
     gpu = t.loc["gpu_faster"]

@@ -102,7 +102,8 @@ def needs_seeds(minimum: int, n: int) -> Precondition:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A claim's verdict with its evidence: the mean effect over seeds, its 95% interval, n."""
+    """A claim's verdict with its evidence: the mean effect over seeds, its 95% interval, n (the
+    draws measured) and `used`, how many of them were numbers (the mean and interval's draws)."""
 
     verdict: str
     effect: float
@@ -110,6 +111,12 @@ class Verdict:
     high: float
     n: int
     reason: str = ""
+    used: int | None = None  # None: all n
+
+    @property
+    def draws(self) -> str:
+        """The draws as a table shows them: "3", or "2 of 3" when only 2 were numbers."""
+        return str(self.n) if self.used is None or self.used == self.n else f"{self.used} of {self.n}"
 
 
 def decide(effects: Iterable[float], *, preconditions: Sequence[Precondition] = (), min_seeds: int = 2,
@@ -142,12 +149,13 @@ def decide(effects: Iterable[float], *, preconditions: Sequence[Precondition] = 
         if not floor < 0 < ceiling:
             raise ValueError(f"limits={limits!r} is not valid; give (low, high) with low < 0 < high")
         low, high = max(low, floor), min(high, ceiling)
+    used = len(finite)
     failed = [p.reason for p in preconditions if not p.ok]
     if failed:
-        return Verdict("undecided", mean, low, high, n, "; ".join(failed))
-    if len(finite) < n or n == 0:
-        why = "no effect was measured" if n == 0 else f"the effect is not a number for {n - len(finite)} of {n} seeds"
-        return Verdict("undecided", mean, low, high, n, why)
+        return Verdict("undecided", mean, low, high, n, "; ".join(failed), used)
+    if used < n or n == 0:
+        why = "no effect was measured" if n == 0 else f"the effect is not a number for {n - used} of {n} draws"
+        return Verdict("undecided", mean, low, high, n, why, used)
     if n < min_seeds:
         return Verdict("undecided", mean, low, high, n, f"needs >= {min_seeds} seeds, ran {n}")
     if low > 0:
@@ -261,7 +269,7 @@ def claims_table(claims: list[dict], verdicts: Mapping[str, Verdict], digits: in
             raise ValueError(f"verdicts[{c['id']!r}]={v!r} is not valid; give the Verdict of evidence.decide")
         said = f'{html.escape(c["report_says"])} ({cite_link(c["cite"])})'
         rows.append({"claim": c["claim"], "the report said": said,
-                     "effect": c["effect"], "draws": v.n,
+                     "effect": c["effect"], "draws": v.draws,
                      "mean effect": _number(v.effect, digits),
                      "interval": "—" if not (math.isfinite(v.low) and math.isfinite(v.high))
                      else f"[{_number(v.low, digits)}, {_number(v.high, digits)}]",
