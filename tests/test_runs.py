@@ -413,6 +413,27 @@ def test_two_processes_on_one_spec_train_once(toy_env, tmp_path, fit_calls):
     assert other_cached == "False" and float(other_acc) == result.metrics["test_acc"]
 
 
+def test_the_ray_driver_keeps_an_entry_another_process_wrote_and_writes_under_the_lock(toy_env, tmp_path):
+    """What a Ray worker sends back is written like a local result: under the key's lock, and a
+    good entry that another process wrote meanwhile is kept (replaced only with force)."""
+    from dlcourse.runs import remote
+
+    spec = tiny(seed=6)
+    first = runs.run(spec, cache=tmp_path / "a")
+    theirs = cache.Store(tmp_path / "a").read(spec.key)
+    ours = {**theirs, "history.csv": theirs["history.csv"] + b"\n"}  # another worker's bytes
+    store = cache.Store(tmp_path / "b")
+    store.write(spec.key, theirs)  # written by a second sweep on this cache meanwhile
+    held = []
+    real_lock = store.lock
+    store.lock = lambda key: held.append(key) or real_lock(key)
+    kept = remote._keep_or_store(store, spec, spec.key, ours, force=False)
+    assert held == [spec.key] and store.read(spec.key) == theirs  # the good entry stays
+    assert not kept.cached and kept.metrics == first.metrics
+    remote._keep_or_store(store, spec, spec.key, ours, force=True)
+    assert store.read(spec.key) == ours  # force: retrained, so overwritten
+
+
 # -- where sweeps train, and with how many threads -------------------------------------------------
 def test_backend_and_threads_come_from_the_argument_then_the_environment(monkeypatch):
     from dlcourse import settings

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..cache import Store
 from ..settings import resolve_device
 from . import fingerprint
-from .results import Result, _store_files
+from .results import Result, _lookup, _store_files
 from .spec import RunSpec
 
 #: Retries of a task whose worker process died (Ray's `max_retries`).
@@ -100,7 +100,7 @@ def train_batch(spec_dicts: list[dict], keys: list[str], expected: str, threads:
 
 def train_batches(cut: list[list[str]], unique: dict[str, RunSpec], store: Store, bar, *, root=None,
                   threads: int | None = None, address: str | None = None,
-                  retries: int = MAX_RETRIES) -> dict[str, Result]:
+                  retries: int = MAX_RETRIES, force: bool = False) -> dict[str, Result]:
     """Submit every batch as a task, then write each finished one into `store` as it arrives."""
     if not cut:
         return {}
@@ -131,13 +131,25 @@ def train_batches(cut: list[list[str]], unique: dict[str, RunSpec], store: Store
                 raise RuntimeError(f"a Ray task of {len(batch)} run(s) failed after {retries} retries: "
                                    f"{type(exc).__name__}: {exc}") from exc
             for key, files in entries:
-                out[key] = _store_files(store, unique[key], key, files)
+                out[key] = _keep_or_store(store, unique[key], key, files, force)
             bar.advance(len(batch))
     finally:
         for ref in pending:  # an error or Ctrl-C: what is written stays, the rest is cancelled
             ray.cancel(ref, force=True)
     bar.advance(0, running=0)
     return out
+
+
+def _keep_or_store(store: Store, spec: RunSpec, key: str, files: dict[str, bytes], force: bool) -> Result:
+    """Write a worker's entry under the key's lock, as the local backend writes its own: a
+    process that trained the same key meanwhile (a second sweep on this cache) is not raced, and
+    the good entry it wrote is kept rather than replaced (unless `force`: retrain and overwrite)."""
+    with store.lock(key):
+        kept, _ = (None, None) if force else _lookup(store, spec, key)
+        if kept is not None:
+            kept.cached = False  # trained in this sweep, by a worker
+            return kept
+        return _store_files(store, spec, key, files)
 
 
 __all__ = ["train_batches", "train_batch", "connect", "runtime_env", "FingerprintMismatch", "MAX_RETRIES",

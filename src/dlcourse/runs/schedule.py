@@ -215,7 +215,7 @@ def sweep(specs: Iterable[RunSpec | Mapping], backend: str | None = None, *, sta
             for key, reason in corrupt.items():
                 _warn_corrupt(store, key, reason)
             results.update(remote.train_batches(cut, unique, store, bar, root=root, threads=threads,
-                                                address=address))
+                                                address=address, force=force))
             stacks += [b for b in cut if len(b) > 1]
         else:
             with torch_threads(threads):
