@@ -91,6 +91,15 @@ def test_headers_and_ids_break_after_underscores_and_stay_escaped():
     assert "a &lt;b&gt;_<wbr>c" in report.show_table(frame.rename(index={"xavier_beats_random": "a <b>_c"})).to_html()
 
 
+def test_count_says_a_number_with_its_noun():
+    assert report.count(1, "epoch") == "1 epoch"
+    assert report.count(0, "step") == "0 steps"
+    assert report.count(12500, "step") == "12,500 steps"
+    for bad in (1.5, -1, True):
+        with pytest.raises(ValueError, match="is not valid"):
+            report.count(bad, "epoch")
+
+
 def test_in_words_lists_items_as_prose():
     assert report.in_words(["sgd"]) == "sgd"
     assert report.in_words(["adam", "nadam"]) == "adam and nadam"

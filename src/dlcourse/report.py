@@ -168,5 +168,12 @@ def in_words(items: Sequence[object]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-__all__ = ["COARSE", "METRICS", "Table", "as_table", "final_table", "in_words", "seed_table", "show_table",
+def count(n: int, word: str) -> str:
+    """A count and its noun for generated prose: "1 epoch", "10 epochs", "1,000 steps"."""
+    if isinstance(n, bool) or int(n) != n or n < 0:
+        raise ValueError(f"n={n!r} is not valid; give a whole number >= 0")
+    return f"{int(n):,} {word}{'' if n == 1 else 's'}"
+
+
+__all__ = ["COARSE", "METRICS", "Table", "as_table", "count", "final_table", "in_words", "seed_table", "show_table",
            "shows_index"]
