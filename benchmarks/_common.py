@@ -57,3 +57,8 @@ def step_probe(steps: int = 300) -> float:
             opt.step()
         times.append((time.perf_counter() - start) / steps * 1e6)
     return statistics.median(times[1:])
+
+
+def print_probe(when: str) -> None:
+    """Print `step_probe()` labelled `when` ("start", "end"), beside a benchmark's figures."""
+    print(f"step probe at {when}: {step_probe():.0f} us per step (see _common.step_probe)", flush=True)

@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from _common import data_root, spread, step_probe
+from _common import data_root, print_probe, spread
 from dlcourse import data as dl_data
 from dlcourse.scratch import MLP
 
@@ -110,7 +110,7 @@ def main() -> None:
     env = ", ".join(f"{k}={os.environ[k]}" for k in sorted(os.environ) if k.startswith(("OPENBLAS_", "OMP_")))
     print(f"numpy {np.__version__}, BLAS {blas}, cpus {os.cpu_count()}, {env or 'no OPENBLAS_/OMP_ variables'}")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"step probe at start: {step_probe():.0f} us per step (see _common.step_probe)")
+    print_probe("start")
 
     x, y, source = load_images()
     print(f"data: {source}")
@@ -138,7 +138,7 @@ def main() -> None:
     print(f"default MLP.fit(...), seconds per epoch over {REPEATS} epochs: {spread(seconds)} = "
           f"{work / default_s / 1e9:.1f} GFLOP/s, {ceiling_s / default_s:.2f} of the ceiling; "
           f"train accuracy in the last epoch {history['train_acc'].iloc[0]:.4f}")
-    print(f"step probe at end: {step_probe():.0f} us per step")
+    print_probe("end")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"scratch_default_s={default_s:.3f} fast_ceiling_fraction=none")
 

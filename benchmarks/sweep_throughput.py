@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from _common import data_root, spread, step_probe, timed
+from _common import data_root, print_probe, spread, timed
 from dlcourse import runs
 
 LRS = (5e-4, 1e-3, 2e-3, 3e-3)
@@ -146,7 +146,7 @@ def main() -> None:
     os.environ["DLCOURSE_DATA"] = str(root)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, data {root}, "
           f"load {os.getloadavg()[0]:.2f}")
-    print(f"step probe at start: {step_probe():.0f} us per step (see _common.step_probe)")
+    print_probe("start")
     runs.load_data(mlp_specs(1, 0)[0])  # read the data once, as a notebook session would
     runs.load_data(cnn_specs(1, 0)[0])
 
@@ -185,7 +185,7 @@ def main() -> None:
     print(f"cached rerun of the {args.models}-spec sweep: {spread(hit_t)}")
     print(f"single cache hit (run): {spread(single_t)}")
     print(f"20-spec sweep: first (stacked, trains) {fill:.2f}s, fully cached rerun {spread(big_t)}")
-    print(f"step probe at end: {step_probe():.0f} us per step")
+    print_probe("end")
     print(f"load {os.getloadavg()[0]:.2f}")
     print(f"ratio_stacked={ratio:.2f} ratio_stacked_cnn={ratio_cnn:.2f}")
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import datasets, transforms
 
-from _common import data_root, spread, step_probe, timed
+from _common import data_root, print_probe, spread, timed
 from dlcourse import data as dl_data
 from dlcourse import models, train
 
@@ -53,7 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     root = data_root()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, data {root}")
-    print(f"step probe at start: {step_probe():.0f} us per step (see _common.step_probe)")
+    print_probe("start")
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
     train_set = datasets.FashionMNIST(root, train=True, download=False, transform=tf)
@@ -96,7 +96,7 @@ def main() -> None:
         re.append(sa / sb)
     ratios["eval"] = statistics.median(re)
     print(f"eval 10k  : canonical {spread(ea)}  dlcourse {spread(eb)}  ratio {ratios['eval']:.1f}x")
-    print(f"step probe at end: {step_probe():.0f} us per step")
+    print_probe("end")
     print(" ".join(f"ratio_{k}={v:.2f}" for k, v in ratios.items()))
 
 

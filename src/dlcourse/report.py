@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from . import validate
+
 #: The per-epoch numbers a History may hold, in display order (also the default columns).
 METRICS = ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc")
 #: Columns whose numbers mean nothing past a few decimals (epochs; seconds on a shared machine):
@@ -170,9 +172,8 @@ def in_words(items: Sequence[object]) -> str:
 
 def count(n: int, word: str) -> str:
     """A count and its noun for generated prose: "1 epoch", "10 epochs", "1,000 steps"."""
-    if isinstance(n, bool) or int(n) != n or n < 0:
-        raise ValueError(f"n={n!r} is not valid; give a whole number >= 0")
-    return f"{int(n):,} {word}{'' if n == 1 else 's'}"
+    n = validate.non_negative_int("n", n)
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 __all__ = ["COARSE", "METRICS", "Table", "as_table", "count", "final_table", "in_words", "seed_table", "show_table",
