@@ -10,7 +10,8 @@
     (an "epoch" of 12,800 images, `train_size=12800`) and evaluates nothing (`eval_test=False`).
 
 Each repeat uses fresh, empty caches (so everything trains) and new seeds; the two ways run back
-to back within a repeat and their ratio is paired per repeat; the median of `--repeats` (>= 5)
+to back within a repeat (the stack between the two halves of the sequential runs, so that both
+are centred on one moment) and their ratio is paired per repeat; the median of `--repeats` (>= 5)
 ratios is reported with its spread. Before timing, both ways run once, untimed, on a few hundred
 images (first-call costs are a session's, not a run's). Both ways include what a user pays: spec hashing, training,
 evaluation and writing the entries. Data is loaded once beforehand (the in-process data cache),
@@ -49,11 +50,14 @@ def cnn_specs(n: int, repeat: int) -> list[runs.RunSpec]:
             for i in range(n)]
 
 
-def warm_up(tmp: str) -> None:
+def warm_up(tmp: str, n: int) -> None:
     """Both ways once, untimed, on a few hundred images: a session's first-call costs (thread pool,
-    kernel selection, the code fingerprint) are paid once per session, not per run, by either way."""
+    kernel selection, the code fingerprint, the C heap growing to the step's sizes) are paid once
+    per session, not per run, by either way. The stack has the timed stack's `n` members: with 2,
+    the first timed stack still grew the heap, paging in about 190 fresh pages a step through its
+    first epoch (1.5 s of a 4.1 s sweep, against 2.6-3.5 s for the sweeps after it)."""
     for make in (mlp_specs, cnn_specs):
-        group = [s.replace(train_size=640) for s in make(2, 0)]
+        group = [s.replace(train_size=640) for s in make(n, 0)]
         runs.run(group[0], cache=os.path.join(tmp, "warm"))
         runs.sweep(group, cache=os.path.join(tmp, "warm"), progress=False)
 
@@ -64,8 +68,12 @@ def compare(make, args, tmp: str, tag: str) -> tuple[list, list, list, list, lis
     for rep in range(args.repeats):
         group = make(args.models, rep + 1)
         cache_a, cache_b = os.path.join(tmp, f"{tag}seq{rep}"), os.path.join(tmp, f"{tag}stk{rep}")
-        sa, results = timed(lambda: [runs.run(s, cache=cache_a) for s in group])
+        half = len(group) // 2  # the stack runs between the two halves of the sequential runs, so
+        # both ways are centred on one moment (this VM's speed drifts within seconds; see step_probe)
+        sa1, first = timed(lambda: [runs.run(s, cache=cache_a) for s in group[:half]])
         sb, df = timed(runs.sweep, group, cache=cache_b, progress=False)
+        sa2, second = timed(lambda: [runs.run(s, cache=cache_a) for s in group[half:]])
+        sa, results = sa1 + sa2, first + second
         assert not any(r.cached for r in results) and not df["cached"].any()
         assert (df["stack_size"] > 1).all() and len(df.attrs["stacks"]) == 1, df["stack_size"].tolist()
         seq_t.append(sa / len(group))
@@ -151,7 +159,7 @@ def main() -> None:
     runs.load_data(cnn_specs(1, 0)[0])
 
     with tempfile.TemporaryDirectory() as tmp:
-        warm_up(tmp)
+        warm_up(tmp, args.models)
         mlp = compare(mlp_specs, args, tmp, "mlp")
         decayed = []  # lab 8's case: every member its own (lr, weight decay), one param group each
         for rep in range(args.repeats):
