@@ -318,6 +318,11 @@ WIDE_TABLES = """() => { const article = document.querySelector('article');
                    (t.querySelector('tr') || t).innerText.slice(0, 80)])
         .filter(([w, room]) => w > room + 1); }"""
 
+#: Each printed line (a cell's stream output) that runs past its box: it would scroll sideways.
+WIDE_PRINTS = """() => [...document.querySelectorAll('article .cell_output .output.stream pre')]
+    .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.innerText.slice(0, 80))"""
+
 #: Each table whose first column is an index of row numbers (0, 1, 2 ...) under an empty header.
 ROW_NUMBERS = """() => [...document.querySelectorAll('article table')].map(t => {
     const first = [...t.querySelectorAll('tbody tr')].map(r => r.children[0])
@@ -403,7 +408,7 @@ def test_every_lab_page_teaches(course, site, browser):
 
 
 def test_every_lab_page_reads_well(course, site, browser):
-    """Every table fits the text column and has no unlabelled index of row numbers, every figure
+    """Every table and every printed line fits the text column, no table has an unlabelled index of row numbers, every figure
     has alt text in words, no "nan" is shown, and the folded "How to run this lab" box offers the student notebook (a download that
     exists) and the commands."""
     problems: list[str] = []
@@ -411,6 +416,9 @@ def test_every_lab_page_reads_well(course, site, browser):
         wide = page.evaluate(WIDE_TABLES)
         if wide:
             problems.append(f"{lab.stem}: tables wider than the text column [width, column, first row]: {wide}")
+        long_lines = page.evaluate(WIDE_PRINTS)
+        if long_lines:
+            problems.append(f"{lab.stem}: printed lines that scroll sideways: {long_lines}")
         numbered = page.evaluate(ROW_NUMBERS)
         if numbered:
             problems.append(f"{lab.stem}: tables with an unlabelled 0..n index (header row): {numbered}")
