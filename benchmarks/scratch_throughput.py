@@ -23,7 +23,11 @@ keep in step, so it was deleted (git history: the commit before "scratch: the fa
 goes"). The target of issue 10 is
 scratch_default_s <= 2.0 on the project's 2-core machine. Other processes on the machine slow
 OpenBLAS's two threads badly (every matmul waits for both), so compare figures only with the
-load average printed next to them.
+load average printed next to them. So does this VM's slow phase (see _common.step_probe), with
+nothing else running: on 2026-12-04 one run's epochs spread 1.36-3.28 s at two threads while the
+matmul-only ceiling held at 0.93-1.02 s, and the next run, with OPENBLAS_NUM_THREADS=1, gave
+2.15-2.46 s, 0.80 of its own one-thread ceiling (1.84 s). One thread is steady and cannot reach
+2.0 s; two reach it only in the fast phase.
 
 Run: cd benchmarks && ../.venv/bin/python scratch_throughput.py
 """
