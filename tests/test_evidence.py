@@ -72,7 +72,7 @@ def test_failed_precondition_makes_it_undecided_with_its_reason():
     assert v.verdict == "undecided" and v.reason == "a claim about a GPU (cuda), measured on a CPU"
     assert v.effect == pytest.approx(1.0) and v.low > 0  # the numbers are still shown
     v = ev.decide(clear, preconditions=[ev.needs_steps(150_000, 4_300), ev.needs_seeds(5, 3)])
-    assert v.verdict == "undecided" and v.reason == "needs >= 150,000 steps, ran 4,300; needs >= 5 seeds, ran 3"
+    assert v.verdict == "undecided" and v.reason == "needs at least 150,000 steps, ran 4,300; needs at least 5 seeds, ran 3"
     ok = [ev.needs_device("cuda", "cuda:0"), ev.needs_steps(100, 100), ev.precondition(True, "unused")]
     assert ev.decide(clear, preconditions=ok).verdict == "confirmed"
     import torch
@@ -86,8 +86,8 @@ def test_failed_precondition_makes_it_undecided_with_its_reason():
 def test_single_seed_is_undecided_without_an_interval():
     v = ev.decide([5.0])
     assert v.verdict == "undecided" and v.n == 1 and v.effect == 5.0
-    assert math.isnan(v.low) and math.isnan(v.high) and v.reason == "needs >= 2 seeds, ran 1"
-    assert ev.decide([1.0, 1.1, 0.9], min_seeds=5).reason == "needs >= 5 seeds, ran 3"
+    assert math.isnan(v.low) and math.isnan(v.high) and v.reason == "needs at least 2 seeds, ran 1"
+    assert ev.decide([1.0, 1.1, 0.9], min_seeds=5).reason == "needs at least 5 seeds, ran 3"
     assert ev.decide([]).verdict == "undecided" and ev.decide([]).n == 0
 
 

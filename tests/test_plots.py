@@ -247,6 +247,8 @@ def test_the_function_fits_twin_bands_the_lowest_to_highest_run():
     twin = ap.loss_curves(fits).twin
     bands = [t for t in twin.data if t.fill == "toself"]
     assert len(bands) == 4 and [a.text for a in twin.layout.annotations] == ["function = sinc", "function = sign"]
+    # a band is a filled area only: Plotly's default mode would dot its edges in its own colours
+    assert all(b.mode == "lines" for b in bands)
     assert list(bands[0].y[:5]) == [2 / e for e in range(1, 6)]  # the highest run, then back along the lowest
     assert list(bands[0].y[5:]) == [1 / e for e in range(5, 0, -1)]
     assert twin.layout.yaxis.type == "log"

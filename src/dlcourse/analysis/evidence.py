@@ -76,7 +76,7 @@ class Precondition:
 
 
 def precondition(ok: bool, reason: str) -> Precondition:
-    """Any other condition, in words: `precondition(epochs >= 5, "needs >= 5 epochs, ran 2")`."""
+    """Any other condition, in words: `precondition(epochs >= 5, "needs at least 5 epochs, ran 2")`."""
     return Precondition(bool(ok), str(reason))
 
 
@@ -90,12 +90,12 @@ def needs_device(kind: str, device) -> Precondition:
 
 def needs_steps(minimum: int, ran: int) -> Precondition:
     """Enough optimizer steps (or epochs: the words say steps) for the claim to mean anything."""
-    return Precondition(ran >= minimum, f"needs >= {minimum:,} steps, ran {ran:,}")
+    return Precondition(ran >= minimum, f"needs at least {minimum:,} steps, ran {ran:,}")
 
 
 def needs_seeds(minimum: int, n: int) -> Precondition:
     """Enough independent draws (seeds) for a spread."""
-    return Precondition(n >= minimum, f"needs >= {minimum:,} seeds, ran {n:,}")
+    return Precondition(n >= minimum, f"needs at least {minimum:,} seeds, ran {n:,}")
 
 
 # ---------------------------------------------------------------- verdicts
@@ -157,7 +157,7 @@ def decide(effects: Iterable[float], *, preconditions: Sequence[Precondition] = 
         why = "no effect was measured" if n == 0 else f"the effect is not a number for {n - used} of {n} draws"
         return Verdict("undecided", mean, low, high, n, why, used)
     if n < min_seeds:
-        return Verdict("undecided", mean, low, high, n, f"needs >= {min_seeds} seeds, ran {n}")
+        return Verdict("undecided", mean, low, high, n, f"needs at least {min_seeds} seeds, ran {n}")
     if low > 0:
         return Verdict("confirmed", mean, low, high, n)
     if high < 0:

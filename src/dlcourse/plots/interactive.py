@@ -117,7 +117,8 @@ def metric_curves(
                 fig.add_trace(go.Scatter(
                     x=list(stats.index) + list(stats.index[::-1]),
                     y=list(high) + list(low[::-1]),
-                    fill="toself", fillcolor=plan.colours[h], opacity=0.2, line={"width": 0}, hoverinfo="skip",
+                    mode="lines", fill="toself", fillcolor=plan.colours[h], opacity=0.2, line={"width": 0},
+                    hoverinfo="skip",
                     legendgroup=group, showlegend=False, name=group), row=row, col=column)
             fig.add_trace(go.Scatter(
                 x=stats.index.tolist(), y=stats["mean"].tolist(), customdata=stats["count"].tolist(),
