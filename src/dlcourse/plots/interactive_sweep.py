@@ -103,7 +103,8 @@ def importance_bars(plan: dict, title: str | None):
         fig.update_xaxes(title_text=wrap(xlabel, 34), row=1, col=column)
         fig.update_yaxes(title_text=ylabel if column == 1 else None, autorange="reversed", row=1, col=column)
     _layout(fig, title, max(320, int(18 * len(eff)) + 120))
-    fig.update_layout(legend={"orientation": "h", "y": -0.2})
+    # the legend ("chance level") right above the left panel: below it ran into the wrapped x titles
+    fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1, "yanchor": "bottom"})
     return fig
 
 
