@@ -46,6 +46,16 @@ def _panels(frame: pd.DataFrame, hue: str, col: str | None, height: float):
     return fig, zip(axes.flat, cols), dict(zip(hues, palette(len(hues))))
 
 
+def _one_legend(fig, axes) -> None:
+    """One legend for all panels, outside them at the right: a legend inside a panel covered
+    its curves (the 5-layer net's first steps, the dashed true function)."""
+    for ax in axes:
+        if ax.get_legend() is not None:  # seaborn's own, one per panel
+            ax.get_legend().remove()
+    handles, labels = next(h for h in (ax.get_legend_handles_labels() for ax in axes) if h[0])
+    fig.legend(handles, labels, loc="outside right center", frameon=False)
+
+
 def loss_curves(frame: pd.DataFrame, y: str = "train_loss", x: str = "epoch", hue: str = "label",
                 col: str | None = "function", title: str | None = None, height: float = 3.2):
     """`y` (a loss) against `x` on a log axis: one line per `hue`, one panel per `col` value.
@@ -63,7 +73,7 @@ def loss_curves(frame: pd.DataFrame, y: str = "train_loss", x: str = "epoch", hu
         ax.set_xlabel(label(x))
         ax.set_ylabel(f"{label(y)}, {MSE_AXIS}" if "loss" in y else label(y))
         ax.set_title(f"{col} = {c}" if c is not None else label(y))
-        ax.legend(title=None)
+    _one_legend(fig, fig.axes)
     if title:
         fig.suptitle(title)
 
@@ -93,7 +103,7 @@ def predictions(frame: pd.DataFrame, hue: str = "label", col: str | None = "func
         ax.set_xlabel("input x (dimensionless)")
         ax.set_ylabel("output f(x) (dimensionless)")
         ax.set_title(f"{col} = {c}" if c is not None else "prediction")
-        ax.legend(title=None)
+    _one_legend(fig, fig.axes)
     if title:
         fig.suptitle(title)
     return figure.finish(fig)
@@ -125,7 +135,7 @@ def loss_and_grad_norm(steps: pd.DataFrame, hue: str = "label", x: str = "step",
         ax.set_xlabel(STEP_AXIS if x == "step" else label(x))
         ax.set_ylabel(ylabel)
         ax.set_title("loss" if metric == "loss" else "gradient norm")
-        ax.legend(title=None)
+    _one_legend(fig, fig.axes)
     if title:
         fig.suptitle(title)
     return figure.finish(fig)
@@ -166,7 +176,7 @@ def trajectories(views: Mapping[str, object], title: str | None = None, height: 
     handles = [Line2D([], [], color=colours[r], marker="o", ms=4, lw=1, label=f"{run_label} {r}") for r in runs]
     handles += [Line2D([], [], ls="", marker="o", ms=8, mfc="white", mec="0.3", label="start"),
                 Line2D([], [], ls="", marker="X", ms=9, color="0.3", label="end")]
-    fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    fig.legend(handles=handles, loc="outside right center", frameon=False)  # upper: into a title
     if title:
         fig.suptitle(title)
     return figure.finish(fig)
