@@ -40,10 +40,16 @@ def contrast(colour) -> float:
     return 1.05 / (0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2] + 0.05)
 
 
-#: The course's categorical colours: seaborn's colour-blind palette, then its dark one, each
-#: colour dark enough to read on white.
-PALETTE = [to_hex(c) for c in [*sns.color_palette("colorblind"), *sns.color_palette("dark")]
-           if contrast(c) >= MIN_CONTRAST]
+_READABLE = [to_hex(c) for c in [*sns.color_palette("colorblind"), *sns.color_palette("dark")]
+             if contrast(c) >= MIN_CONTRAST]
+#: The first colours, in order: blue, orange, green, vermillion (lab 8's positive and negative
+#: bars are the third and fourth), pink, grey, purple, navy, teal. The colour-blind palette's tan
+#: and the dark palette's burnt orange come later: beside orange and vermillion, thin lines in them
+#: read as a third and a fourth orange (lab 2's seven optimizers had three).
+_FIRST = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#949494", "#591e71", "#001c7f", "#006374"]
+#: The course's categorical colours: seaborn's colour-blind palette and its dark one, each colour
+#: dark enough to read on white, in the order above.
+PALETTE = [c for c in _FIRST if c in _READABLE] + [c for c in _READABLE if c not in _FIRST]
 #: The ramp for a numeric hue (widths, batch sizes): seaborn's "flare" without its palest quarter.
 RAMP = ListedColormap(sns.color_palette("flare", as_cmap=True)(np.linspace(0.3, 1.0, 256)), name="course_ramp")
 
