@@ -72,7 +72,7 @@ def loss_curves(frame: pd.DataFrame, y: str = "train_loss", x: str = "epoch", hu
         ax.set_yscale("log")
         ax.set_xlabel(label(x))
         ax.set_ylabel(f"{label(y)}, {MSE_AXIS}" if "loss" in y else label(y))
-        ax.set_title(f"{col} = {c}" if c is not None else label(y))
+        ax.set_title(f"{label(col)} = {c}" if c is not None else label(y))
     _one_legend(fig, fig.axes)
     if title:
         fig.suptitle(title)
@@ -102,7 +102,7 @@ def predictions(frame: pd.DataFrame, hue: str = "label", col: str | None = "func
         sns.lineplot(data=part, x="x", y="prediction", hue=hue, palette=colours, lw=1.3, ax=ax, errorbar=None)
         ax.set_xlabel("input x (dimensionless)")
         ax.set_ylabel("output f(x) (dimensionless)")
-        ax.set_title(f"{col} = {c}" if c is not None else "prediction")
+        ax.set_title(f"{label(col)} = {c}" if c is not None else "prediction")
     _one_legend(fig, fig.axes)
     if title:
         fig.suptitle(title)

@@ -84,7 +84,7 @@ class CurvePlan:
     col: str | None
 
     def title(self, panel: Panel) -> str:
-        return f"{self.col} = {name(panel.value)}" if self.col else self.ylabels[panel.metric]
+        return f"{label(self.col)} = {name(panel.value)}" if self.col else self.ylabels[panel.metric]
 
     def part(self, panel: Panel) -> pd.DataFrame:
         return self.frame if self.col is None else self.frame[self.frame[self.col] == panel.value]
