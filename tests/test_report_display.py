@@ -33,6 +33,17 @@ def test_show_table_rounds_as_displayed_and_shows_missing_as_a_dash():
     assert re.search(r"row_heading", report.show_table(FRAME, index=True).to_html())
 
 
+def test_whole_numbers_from_ten_thousand_have_thousands_separators():
+    """A parameter count reads 359,941 in a table as in the prose; a seed of 1000 or a batch of
+    2048 keeps its digits together."""
+    frame = pd.DataFrame({"net": ["a", "b"], "parameters": [359941, 39760], "batch": [2048, 64]})
+    cells = _cells(report.show_table(frame, index=False).to_html())
+    assert cells[3:] == ["a", "359,941", "2048", "b", "39,760", "64"]
+    seeds = pd.DataFrame({"label": ["a", "a"], "seed": [0, 1], "params": [39760, 39760], "acc": [0.5, 0.6]})
+    shown = _cells(report.seed_table(seeds, "label", ["params", "acc"])._repr_html_())
+    assert "39,760" in shown and "39760" not in shown
+
+
 def test_tables_of_the_package_display_through_show_table_and_stay_dataframes():
     table = report.seed_table(FRAME, "label", ["loss", "lr"], digits=2)
     assert isinstance(table, report.Table) and table.digits == 2

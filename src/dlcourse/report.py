@@ -144,12 +144,20 @@ def _digits(column, digits: int) -> int:
 
 
 def _cell(value, digits: int) -> str:
-    """One cell as displayed: floats to `digits` decimals, tiny non-zero ones in exponent form."""
+    """One cell as displayed: floats to `digits` decimals, tiny non-zero ones in exponent form,
+    whole numbers from 10,000 on with thousands separators (as the prose writes them)."""
     if isinstance(value, (float, np.floating)) and math.isfinite(value):
         if value != 0 and abs(value) < 0.5 * 10 ** -digits:
             return f"{value:.1e}"
         return f"{value:.{digits}f}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return _whole(int(value))
     return str(value)
+
+
+def _whole(value: int) -> str:
+    """A whole number: 39,760 from 10,000 on; 2048 and a seed such as 1000 stay as they are."""
+    return f"{value:,}" if abs(value) >= 10_000 else str(value)
 
 
 def _plain(value: float, digits: int) -> str:
@@ -159,7 +167,7 @@ def _plain(value: float, digits: int) -> str:
     if value != 0 and abs(value) < 0.5 * 10 ** -digits:
         return f"{value:.1e}"
     value = round(float(value), digits)
-    return str(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0")
+    return _whole(int(value)) if value.is_integer() else f"{value:.{digits}f}".rstrip("0")
 
 
 def in_words(items: Sequence[object]) -> str:
