@@ -148,6 +148,32 @@ def test_importance_spearman_is_the_shared_rank_correlation():
     assert np.isnan(flat.loc[0, "spearman"])
 
 
+def test_a_hyperparameter_never_varied_explains_nothing_and_is_not_above_chance():
+    # lab 8 at smoke: two stacks that shared width, batch size and epochs; the one group mean
+    # against the overall mean left eta^2 = 2.9e-31 > chance 0, and the page listed the three
+    # as above chance
+    y = [0.414, 0.192, 0.160, 0.136, 0.124, 0.114]
+    frame = pd.DataFrame({"width": [128] * 6, "batch_size": [32] * 6, "optimizer": ["adam", "sgd"] * 3,
+                          "lr": [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4], "val_acc": y})
+    imp = search.importance(frame, params=["width", "batch_size", "optimizer", "lr"]).set_index("hyperparameter")
+    for p in ("width", "batch_size"):
+        assert imp.loc[p, "levels"] == 1 and imp.loc[p, "chance"] == 0.0
+        assert imp.loc[p, "importance"] == 0.0  # exactly: not rounding noise
+        assert not imp.loc[p, "importance"] > imp.loc[p, "chance"]
+    assert imp.loc["lr", "importance"] > 0.3 and imp.loc["optimizer", "importance"] < 0.2  # chance: 0.2
+    above = search.above_chance(imp.reset_index())
+    assert above.to_dict() == {"lr": True, "optimizer": False, "width": False, "batch_size": False}
+    # a single level is never above chance, whatever its importance says; NaN never is either
+    table = pd.DataFrame({"hyperparameter": ["a", "b", "c", "d"], "importance": [1e-31, 0.3, 0.3 + 1e-12, np.nan],
+                          "levels": [1, 2, 2, 2], "chance": [0.0, 0.2, 0.3, 0.2]})
+    assert search.above_chance(table).to_dict() == {"a": False, "b": True, "c": False, "d": False}
+    # a flat target: nothing to explain, importance undefined (NaN), nothing above chance
+    flat = search.importance(frame.assign(val_acc=0.5), params=["width", "lr"])
+    assert flat["importance"].isna().all() and not search.above_chance(flat).any()
+    with pytest.raises(ValueError, match="no 'chance' column"):
+        search.above_chance(table.drop(columns="chance"))
+
+
 def test_shuffled_deals_values_out_the_way_they_were_drawn():
     frame = search.sample(60, seed=2, per_shape=3)
     shared = [k for k in search.SPACE if k not in search.MEMBER_KEYS]

@@ -19,7 +19,8 @@ Analysis, with pandas and NumPy only (no scikit-learn):
 - `importance`: for each hyperparameter, the share of the variance of validation accuracy that
   its value alone explains (eta squared: the R^2 of predicting each run by the mean of its
   group), and the Spearman correlation with accuracy for hyperparameters whose values are
-  ordered (numbers), NaN for unordered names;
+  ordered (numbers), NaN for unordered names; a hyperparameter that took one value explains
+  nothing (importance 0); `above_chance` says which beat their chance level;
 - `level_effects`: for each value of each hyperparameter, its runs' mean accuracy and the
   correlation of "has this value" (one-hot) with accuracy (what W&B's parameter-importance
   panel shows as correlation);
@@ -29,11 +30,11 @@ Analysis, with pandas and NumPy only (no scikit-learn):
   activation.
 """
 
-from .importance import importance, last_gain, level_effects, level_means, matches, parts, share, shuffled
+from .importance import above_chance, importance, last_gain, level_effects, level_means, matches, parts, share, shuffled
 from .refine import best, local_steps, neighbours, recommend
 from .space import (MEMBER_KEYS, METRICS, REPORT_WORDS, SPACE, attach, check_space, config_to_spec, configs_to_specs,
                     sample, space_size)
 
 __all__ = ["SPACE", "REPORT_WORDS", "MEMBER_KEYS", "METRICS", "check_space", "space_size", "sample", "config_to_spec", "configs_to_specs",
-           "attach", "importance", "level_effects", "level_means", "best", "recommend", "neighbours", "local_steps", "parts",
-           "share", "matches", "last_gain", "shuffled"]
+           "attach", "importance", "above_chance", "level_effects", "level_means", "best", "recommend", "neighbours",
+           "local_steps", "parts", "share", "matches", "last_gain", "shuffled"]

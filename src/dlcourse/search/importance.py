@@ -27,6 +27,10 @@ def importance(frame: pd.DataFrame, target: str = "val_acc", params: Sequence[st
     being the runs, or the shapes for the shape keys of a `per_shape` sample), so `chance` gives
     that baseline for comparison. For a shape key the formula is the level when the runs of a
     group score alike; `shuffled` measures the baseline on the search's own accuracies.
+
+    A hyperparameter with a single value in the frame (never varied) explains nothing: its
+    importance is exactly 0, not the rounding noise of its one group mean against the overall
+    mean (about 1e-31), and its chance level is 0 too. `above_chance` compares the two.
     """
     params = _params(frame, params)
     y = frame[target].astype(float)
@@ -36,16 +40,32 @@ def importance(frame: pd.DataFrame, target: str = "val_acc", params: Sequence[st
     for p in params:
         groups = y.groupby(frame[p].astype(str) if not _ordered(frame[p]) else frame[p])
         between = float((groups.count() * (groups.mean() - y.mean()) ** 2).sum())
-        eta2 = between / total if total > 0 else float("nan")
+        levels = frame[p].nunique()
+        eta2 = float("nan") if total <= 0 else 0.0 if levels < 2 else between / total
         # min_pairs=2: a two-run frame keeps its rho of +-1 in the table
         rho = rank_correlation(frame[p], y, min_pairs=2) if _ordered(frame[p]) else float("nan")
-        levels = frame[p].nunique()
         # stack-aware samples draw the shape keys once per group: fewer independent draws
         draws = frame["shape"].nunique() if "shape" in frame.columns and p not in MEMBER_KEYS else n
         rows.append({"hyperparameter": p, "importance": eta2, "spearman": rho, "levels": levels,
                      "chance": min(1.0, (levels - 1) / (draws - 1)) if draws > 1 else float("nan")})
     out = pd.DataFrame(rows, columns=["hyperparameter", "importance", "spearman", "levels", "chance"])
     return out.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def above_chance(table: pd.DataFrame, tol: float = 1e-9) -> pd.Series:
+    """Per hyperparameter of an `importance` table (a boolean Series indexed by its name): is
+    its importance above its chance level by more than `tol`?
+
+    A hyperparameter that took a single value (`levels` < 2) never is, whatever rounding left
+    in its importance; nor is one whose importance or chance is NaN (a flat target, one draw).
+    """
+    for col in ("hyperparameter", "importance", "chance", "levels"):
+        if col not in table.columns:
+            raise ValueError(f"table is not valid: it has no {col!r} column; give an importance table")
+    tol = validate.non_negative_float("tol", tol)
+    margin = table["importance"].astype(float) - table["chance"].astype(float)
+    out = (table["levels"] > 1) & (margin > tol)  # NaN > tol is False
+    return pd.Series(out.to_numpy(dtype=bool), index=table["hyperparameter"].to_numpy(), name="above_chance")
 
 
 def shuffled(frame: pd.DataFrame, seed: int = 0, params: Sequence[str] | None = None) -> pd.DataFrame:
