@@ -159,9 +159,9 @@ def test_per_seed_tables_make_paired_differences():
     table = report.seed_table(f, columns=["val_loss", "params"], digits=2)
     assert table.index.tolist() == ["1×50", "1×200"] and table["seeds"].tolist() == [3, 3]
     assert table.loc["1×50", "val_loss"] == "0.46 ± 0.01"
-    assert table.loc["1×200", "params"] == "159010"  # what does not vary shows alone
+    assert table.loc["1×200", "params"] == "159,010"  # what does not vary shows alone, as the prose writes it
     big = f.assign(params=1234567, lr=0.001)
-    assert report.seed_table(big, columns=["params", "lr"]).iloc[0].tolist() == [3, "1234567", "0.001"]
+    assert report.seed_table(big, columns=["params", "lr"]).iloc[0].tolist() == [3, "1,234,567", "0.001"]
     assert report.seed_table(f.iloc[:1], columns=["val_loss"]).loc["1×50", "val_loss"] == "0.45"
 
 
